@@ -1,0 +1,1 @@
+"""The taskq Python client."""
