@@ -1,0 +1,1 @@
+"""gRPC servicers: validate, call core, convert. Nothing else."""

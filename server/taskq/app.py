@@ -1,0 +1,157 @@
+"""Wiring: build_server(config) gives a server with services, health, reflection, the store,
+the engine and its loops; start() listens and opens the database; stop() drains gracefully.
+
+Start-up order: bind the port (a port in use fails at once) with every service NOT_SERVING
+except liveness, open the database in a thread (a directory locked by another server fails
+at once), declare queues from --queues, then mark the services SERVING.
+
+Shutdown: health goes NOT_SERVING, waiting LeaseTasks calls return, streams end (their tasks
+released), in-flight calls get the grace period, pending writes are committed, and the
+database is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from taskq.api.engine_ref import EngineRef
+from taskq.api.queues import QueueServicer
+from taskq.api.tasks import TaskServicer
+from taskq.config import Config, ConfigError
+from taskq.core.clock import Clock
+from taskq.core.engine import Engine
+from taskq.store.base import StoreError
+from taskq.store.rocksdb import RocksStore
+from taskq.v1 import queue_service_pb2, queue_service_pb2_grpc, task_service_pb2, task_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+TASK_SERVICE = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name
+QUEUE_SERVICE = queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name
+#: Health service names: "" is the whole server, "liveness" the process, the others readiness.
+LIVENESS = "liveness"
+READINESS_SERVICES = ("", TASK_SERVICE, QUEUE_SERVICE)
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why in one line."""
+
+
+def _grpc_options(config: Config) -> list[tuple[str, int]]:
+    def ms(seconds: float) -> int:
+        return int(seconds * 1000)
+
+    options = [
+        ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.keepalive_time_ms", ms(config.keepalive_time_seconds)),
+        ("grpc.keepalive_timeout_ms", ms(config.keepalive_timeout_seconds)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", ms(config.min_ping_interval_seconds)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_concurrent_streams", config.max_concurrent_streams),
+    ]
+    if config.max_connection_age_seconds > 0:
+        options.append(("grpc.max_connection_age_ms", ms(config.max_connection_age_seconds)))
+        options.append(("grpc.max_connection_age_grace_ms", ms(config.max_connection_age_grace_seconds)))
+    if config.max_connection_idle_seconds > 0:
+        options.append(("grpc.max_connection_idle_ms", ms(config.max_connection_idle_seconds)))
+    return options
+
+
+class TaskqServer:
+    """One taskq server: a gRPC server, a RocksDB directory and the engine between them."""
+
+    def __init__(self, config: Config, clock: Clock | None = None, background: bool = True) -> None:
+        self.config = config
+        self._clock = clock
+        self._background = background
+        self.engine_ref = EngineRef()
+        self.engine: Engine | None = None
+        self.health = health.aio.HealthServicer()
+        self._server = grpc.aio.server(options=_grpc_options(config))
+        task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.engine_ref), self._server)
+        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(QueueServicer(self.engine_ref), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (TASK_SERVICE, QUEUE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        self.port: int | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> int:
+        """Listens, opens the database and declares queues; returns the port."""
+        declared = []
+        if self.config.queues_file:
+            from taskq.queue_file import QueueFileError, load_queue_file
+
+            try:
+                declared = load_queue_file(self.config.queues_file)
+            except QueueFileError as error:
+                raise StartupError(str(error)) from None
+        for service in READINESS_SERVICES:
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+        try:
+            port = self._server.add_insecure_port(self.config.listen)
+        except RuntimeError as error:
+            raise StartupError(f"cannot listen on {self.config.listen}: {error} (is another server using it?)") from None
+        if port == 0:
+            raise StartupError(f"cannot listen on {self.config.listen}: the address is in use or invalid")
+        self.port = port
+        await self._server.start()
+        try:
+            store = await asyncio.to_thread(RocksStore, self.config.data_dir)
+        except StoreError as error:
+            await self._server.stop(None)
+            raise StartupError(str(error)) from None
+        engine = Engine(
+            store,
+            clock=self._clock,
+            limits=self.config.limits(),
+            durability=self.config.durability_mode(),
+            background=self._background,
+        )
+        engine.start()
+        self.engine = engine
+        try:
+            await engine.queues.declare_all(declared)
+        except Exception as error:
+            await self._server.stop(None)
+            await engine.stop()
+            raise StartupError(f"{self.config.queues_file}: {error}") from None
+        self.engine_ref.set(engine)
+        for service in READINESS_SERVICES:
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("taskq serving on port %d, data in %s", port, self.config.data_dir)
+        return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drains and stops; safe to call more than once."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.config.grace_period_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        if self.engine is not None:
+            self.engine.wakeups.close()
+        await self._server.stop(grace)
+        if self.engine is not None:
+            await self.engine.stop()
+        log.info("taskq stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+def build_server(config: Config, clock: Clock | None = None, background: bool = True) -> TaskqServer:
+    return TaskqServer(config.check(), clock=clock, background=background)
+
+
+__all__ = ["build_server", "TaskqServer", "StartupError", "ConfigError"]

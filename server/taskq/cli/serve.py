@@ -1,0 +1,94 @@
+"""`taskq serve`: run the server until SIGTERM or SIGINT, then drain and exit 0."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+
+from taskq.app import StartupError, build_server
+from taskq.config import ConfigError, load
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the taskq server",
+        description="Run the taskq server. Every option can also be set with an environment variable "
+        "(TASKQ_LISTEN, TASKQ_DATA_DIR, ...) or in a YAML file given with --config.",
+    )
+    parser.add_argument("--config", help="YAML file of settings (same names as the options, with _ or -)")
+    parser.add_argument("--listen", help="host:port to listen on; port 0 picks a free one (default 127.0.0.1:50051)")
+    parser.add_argument("--data-dir", dest="data_dir", help="RocksDB data directory (default ./taskq-data)")
+    parser.add_argument(
+        "--durability", choices=("fsync", "nosync"),
+        help="fsync (default): answered writes survive power loss; nosync: they survive a process crash only",
+    )
+    parser.add_argument("--queues", dest="queues_file", help="queue.yaml declaring queues (App Engine format works)")
+    parser.add_argument("--max-task-bytes", dest="max_task_bytes", type=int, help="largest task in bytes (default 1 MiB)")
+    parser.add_argument("--max-message-bytes", dest="max_message_bytes", type=int,
+                        help="gRPC message-size limit in bytes (default 32 MiB)")
+    parser.add_argument("--max-schedule-ahead-seconds", dest="max_schedule_ahead_seconds", type=int,
+                        help="how far ahead a schedule_time may be (default 365 days)")
+    parser.add_argument("--grace-period-seconds", dest="grace_period_seconds", type=float,
+                        help="time in-flight calls get to finish at shutdown (default 10)")
+    parser.add_argument("--max-connection-age-seconds", dest="max_connection_age_seconds", type=float,
+                        help="close connections after this age so clients rebalance; 0 disables (default 3600)")
+    parser.add_argument("--log-level", dest="log_level", help="debug, info, warning or error (default info)")
+    parser.add_argument("--log-format", dest="log_format", choices=("text", "json"), help="log format (default text)")
+    parser.set_defaults(run=run)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(level: str, log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    flags = {name: value for name, value in vars(arguments).items() if name != "run"}
+    try:
+        config = load(flags)
+    except ConfigError as error:
+        print(f"taskq serve: {error}", file=sys.stderr)
+        return 2
+    _configure_logging(config.log_level, config.log_format)
+    return asyncio.run(_serve(config))
+
+
+async def _serve(config) -> int:
+    server = build_server(config)
+    try:
+        port = await server.start()
+    except StartupError as error:
+        print(f"taskq serve: {error}", file=sys.stderr)
+        return 1
+    host = config.listen.rpartition(":")[0]
+    # Scripts and tests read this line to learn the port when --listen ends in :0.
+    print(f"taskq listening on {host}:{port}", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop()
+    return 0

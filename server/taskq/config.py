@@ -1,0 +1,143 @@
+"""Every server setting: its default, unit and meaning, from flags, environment or a file.
+
+Precedence, highest first: command-line flags, environment variables (TASKQ_<NAME>, e.g.
+TASKQ_DATA_DIR), the config file (`--config taskq.yaml`, the same names as keys), defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import yaml
+
+from taskq.core.limits import DAY, SECOND, ServerLimits
+from taskq.store.commit import Durability
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or out of range; the message says which and why."""
+
+
+@dataclasses.dataclass
+class Config:
+    #: Address to listen on, host:port. Port 0 picks a free port (printed at start-up).
+    listen: str = "127.0.0.1:50051"
+    #: The RocksDB data directory; created if missing. One server per directory.
+    data_dir: str = "./taskq-data"
+    #: fsync: an answered write survives power loss (default). nosync: it survives a crash of
+    #: the process but not of the machine; faster.
+    durability: str = "fsync"
+    #: Largest task (payload + attributes + tag), bytes.
+    max_task_bytes: int = 1024 * 1024
+    #: gRPC message-size limit, bytes; must exceed max_task_bytes so that an oversized task is
+    #: refused by taskq with a clear reason rather than by the transport.
+    max_message_bytes: int = 32 * 1024 * 1024
+    #: How far ahead a schedule_time may be, seconds (App Engine and Cloud Tasks: 30 days).
+    max_schedule_ahead_seconds: int = 365 * 86400
+    #: A queue.yaml (App Engine format accepted) declaring queues at start-up.
+    queues_file: str | None = None
+    #: On SIGTERM/SIGINT, how long in-flight calls may take to finish, seconds.
+    grace_period_seconds: float = 10.0
+    #: Server keepalive pings on idle connections, seconds; and how long to wait for the ack.
+    keepalive_time_seconds: float = 60.0
+    keepalive_timeout_seconds: float = 20.0
+    #: Clients may ping this often without data, seconds (lower would be "too many pings").
+    min_ping_interval_seconds: float = 10.0
+    #: Connections are closed (GOAWAY) after this age, seconds, so clients rebalance behind
+    #: proxies; 0 disables. Calls in flight get max_connection_age_grace_seconds to finish.
+    max_connection_age_seconds: float = 3600.0
+    max_connection_age_grace_seconds: float = 300.0
+    #: Idle connections are closed after this long, seconds; 0 disables.
+    max_connection_idle_seconds: float = 0.0
+    #: Concurrent calls per HTTP/2 connection.
+    max_concurrent_streams: int = 1000
+    #: Logging: level (debug, info, warning, error) and format (text or json).
+    log_level: str = "info"
+    log_format: str = "text"
+
+    def limits(self) -> ServerLimits:
+        return ServerLimits(
+            max_task_bytes=self.max_task_bytes,
+            max_schedule_ahead_us=self.max_schedule_ahead_seconds * SECOND,
+            max_message_bytes=self.max_message_bytes,
+        )
+
+    def durability_mode(self) -> Durability:
+        return Durability(self.durability)
+
+    def check(self) -> Config:
+        """Raises ConfigError for an invalid combination; returns self."""
+        if self.durability not in ("fsync", "nosync"):
+            raise ConfigError(f"durability must be fsync or nosync, not {self.durability!r}")
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(f"listen must be host:port (port 0 picks one), not {self.listen!r}")
+        if self.max_task_bytes < 1:
+            raise ConfigError("max_task_bytes must be positive")
+        if self.max_message_bytes < self.max_task_bytes + 64 * 1024:
+            raise ConfigError(
+                f"max_message_bytes ({self.max_message_bytes}) must exceed max_task_bytes "
+                f"({self.max_task_bytes}) by at least 64 KiB"
+            )
+        if not 0 < self.max_schedule_ahead_seconds * SECOND <= 3650 * DAY:
+            raise ConfigError("max_schedule_ahead_seconds must be between 1 and 3650 days")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format must be text or json, not {self.log_format!r}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
+        for name in ("grace_period_seconds", "keepalive_time_seconds", "keepalive_timeout_seconds",
+                     "min_ping_interval_seconds", "max_connection_age_seconds",
+                     "max_connection_age_grace_seconds", "max_connection_idle_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
+        return self
+
+
+FIELDS = {field.name: field for field in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    field = FIELDS[name]
+    kind = field.type
+    try:
+        if value is None:
+            return None
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {name} must be a {kind}, not {value!r}") from None
+
+
+def load(flags: dict[str, Any], environ: dict[str, str] | None = None) -> Config:
+    """The configuration from flags (None = not given), the environment and the config file."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = flags.get("config") or environ.get("TASKQ_CONFIG")
+    if config_file:
+        try:
+            with open(config_file) as handle:
+                document = yaml.safe_load(handle) or {}
+        except OSError as error:
+            raise ConfigError(f"cannot read the config file {config_file}: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{config_file} is not valid YAML: {error}") from None
+        if not isinstance(document, dict):
+            raise ConfigError(f"{config_file} must be a mapping of setting names to values")
+        for key, value in document.items():
+            name = str(key).replace("-", "_")
+            if name not in FIELDS:
+                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+            values[name] = _coerce(name, value, config_file)
+    for name in FIELDS:
+        variable = f"TASKQ_{name.upper()}"
+        if variable in environ:
+            values[name] = _coerce(name, environ[variable], variable)
+    for name, value in flags.items():
+        if name in FIELDS and value is not None:
+            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    return Config(**values).check()

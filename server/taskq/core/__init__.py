@@ -1,0 +1,1 @@
+"""taskq queue semantics: tasks, queues, leases, retries. No gRPC and no RocksDB in here."""

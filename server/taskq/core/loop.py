@@ -1,0 +1,62 @@
+"""The shape every background loop shares: run_once, then sleep until the next due moment.
+
+Subclasses implement `run_once` (one pass, no sleeping; what tests call) and
+`next_wakeup_us` (when the next pass can have work; None for "only when poked").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from taskq.core.alarm import Alarm
+from taskq.core.clock import Clock
+from taskq.core.errors import TaskqError
+from taskq.core.model import US_PER_SECOND
+
+log = logging.getLogger(__name__)
+
+#: After an unexpected failure, a loop waits this long before trying again.
+RETRY_AFTER_FAILURE_US = US_PER_SECOND
+
+
+class BackgroundLoop:
+    def __init__(self, name: str, clock: Clock, alarm: Alarm) -> None:
+        self.name = name
+        self._clock = clock
+        self.alarm = alarm
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> int:
+        raise NotImplementedError
+
+    def next_wakeup_us(self, handled: int) -> int | None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"taskq-{self.name}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self.alarm.poke()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                handled = await self.run_once()
+                wake_us = self.next_wakeup_us(handled)
+            except TaskqError as error:
+                log.warning("%s: %s", self.name, error)
+                wake_us = self._clock.now_us() + RETRY_AFTER_FAILURE_US
+            except Exception:
+                log.exception("%s failed; retrying", self.name)
+                wake_us = self._clock.now_us() + RETRY_AFTER_FAILURE_US
+            if self._stopping:
+                break
+            if wake_us is not None and wake_us <= self._clock.now_us():
+                await asyncio.sleep(0)  # let requests run between back-to-back batches
+                continue
+            await self.alarm.sleep_until(wake_us)

@@ -1,0 +1,233 @@
+"""The domain types: queues, tasks, attempts, retry policies, counters.
+
+Plain data, no behaviour beyond derived properties. Times are integers in microseconds since
+the Unix epoch (`*_us`), durations integers in microseconds, so no float rounding creeps into
+keys or comparisons.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+
+US_PER_SECOND = 1_000_000
+
+
+def content_size(payload: bytes, attributes: dict[str, str], tag: str) -> int:
+    """The bytes a task counts against the size limit: payload, attribute keys and values, tag."""
+    return (
+        len(payload)
+        + sum(len(key.encode()) + len(value.encode()) for key, value in attributes.items())
+        + len(tag.encode())
+    )
+
+
+class QueueType(enum.IntEnum):
+    """How a queue's tasks reach workers (values match taskq.v1.QueueType)."""
+
+    PUSH = 1
+    PULL = 2
+
+
+class QueueState(enum.IntEnum):
+    """Whether a queue hands out tasks (values match taskq.v1.QueueState)."""
+
+    RUNNING = 1
+    PAUSED = 2
+
+
+class Stage(enum.IntEnum):
+    """Where a stored task sits, which decides the index it is in.
+
+    The public TaskState splits WAITING into SCHEDULED and READY by comparing the schedule
+    time with the clock; that split needs no write when time passes.
+    """
+
+    WAITING = 1
+    LEASED = 2
+    FAILED = 3
+
+
+class TaskState(enum.IntEnum):
+    """A task's state as users see it (values match taskq.v1.TaskState)."""
+
+    SCHEDULED = 1
+    READY = 2
+    LEASED = 3
+    FAILED = 4
+
+
+@dataclasses.dataclass(slots=True)
+class RetryPolicy:
+    """Retry limits and backoff. On a queue every field is set; on a task, None inherits.
+
+    `max_attempts` 0 and `max_retry_duration_us` 0 mean unlimited.
+    """
+
+    max_attempts: int | None = None
+    max_retry_duration_us: int | None = None
+    min_backoff_us: int | None = None
+    max_backoff_us: int | None = None
+    max_doublings: int | None = None
+
+    def over(self, base: RetryPolicy) -> RetryPolicy:
+        """Returns this policy with its unset fields taken from `base`."""
+        return RetryPolicy(
+            max_attempts=base.max_attempts if self.max_attempts is None else self.max_attempts,
+            max_retry_duration_us=(
+                base.max_retry_duration_us
+                if self.max_retry_duration_us is None
+                else self.max_retry_duration_us
+            ),
+            min_backoff_us=base.min_backoff_us if self.min_backoff_us is None else self.min_backoff_us,
+            max_backoff_us=base.max_backoff_us if self.max_backoff_us is None else self.max_backoff_us,
+            max_doublings=base.max_doublings if self.max_doublings is None else self.max_doublings,
+        )
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
+
+
+@dataclasses.dataclass(slots=True)
+class Queue:
+    """A queue's configuration and state, as stored."""
+
+    queue_id: str
+    type: QueueType
+    retry: RetryPolicy
+    dispatch_deadline_us: int
+    task_ttl_us: int
+    tombstone_ttl_us: int
+    state: QueueState = QueueState.RUNNING
+    #: Tokens added per second; None means unlimited.
+    max_dispatches_per_second: float | None = None
+    #: The configured bucket size; 0 means the default (see `burst_size`).
+    max_burst_size: int = 0
+    max_concurrent_dispatches: int = 1000
+    #: queue_id of the dead-letter queue, or "" for none.
+    dead_letter_queue: str = ""
+    create_time_us: int = 0
+    update_time_us: int = 0
+    purge_time_us: int = 0
+    #: Names this queue's key space in the store; assigned by the store when first written.
+    #: A deleted and re-created queue gets a new one, so nothing of the old queue leaks in.
+    storage_id: int = 0
+
+    @property
+    def burst_size(self) -> int:
+        """The effective token-bucket size: max(1, rate/5) rounded up when a rate is set, else 5."""
+        if self.max_burst_size:
+            return self.max_burst_size
+        if self.max_dispatches_per_second is None:
+            return 5
+        return max(1, math.ceil(self.max_dispatches_per_second / 5))
+
+    @property
+    def name(self) -> str:
+        return f"queues/{self.queue_id}"
+
+
+@dataclasses.dataclass(slots=True)
+class Attempt:
+    """One delivery of a task and how it ended; error_code 0 means no error (yet)."""
+
+    dispatch_time_us: int
+    response_time_us: int = 0
+    error_code: int = 0
+    error_message: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class Task:
+    """A task as stored. `stage` decides which index holds it; see core/states.py."""
+
+    task_id: str
+    schedule_time_us: int
+    create_time_us: int
+    payload: bytes = b""
+    attributes: dict[str, str] = dataclasses.field(default_factory=dict)
+    tag: str = ""
+    stage: Stage = Stage.WAITING
+    attempt_count: int = 0
+    first_attempt_time_us: int = 0
+    last_attempt: Attempt | None = None
+    lease_token: str = ""
+    lease_expire_us: int = 0
+    #: Per-task overrides of the queue's retry policy; None when there are none.
+    retry: RetryPolicy | None = None
+    #: Per-task dispatch deadline; 0 means the queue's.
+    dispatch_deadline_us: int = 0
+    #: True when the caller chose the name: only such names are tombstoned.
+    named: bool = False
+    #: FAILED tasks: when the task is deleted (its failure time plus the queue's task_ttl).
+    retain_until_us: int = 0
+
+    def state(self, now_us: int) -> TaskState:
+        if self.stage is Stage.WAITING:
+            return TaskState.SCHEDULED if self.schedule_time_us > now_us else TaskState.READY
+        if self.stage is Stage.LEASED:
+            return TaskState.LEASED
+        return TaskState.FAILED
+
+    def copy(self) -> Task:
+        """A copy that can be changed without touching this task (attributes are shared: they
+        never change after creation)."""
+        return dataclasses.replace(self)
+
+
+@dataclasses.dataclass(slots=True)
+class Counters:
+    """A queue's task counts, kept by the store in the same write as the task changes.
+
+    Waiting tasks are split by `promoted_through_us`: those with a schedule time at or before
+    it are counted as ready, later ones as scheduled. Promotion moves the boundary forward as
+    time passes (see Txn.promote).
+    """
+
+    scheduled: int = 0
+    ready: int = 0
+    leased: int = 0
+    failed: int = 0
+    promoted_through_us: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.scheduled + self.ready + self.leased + self.failed
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class RequestRecord:
+    """What a create with a request_id left behind, to answer its retries."""
+
+    task_id: str
+    tag: str
+    schedule_time_us: int
+    create_time_us: int
+
+
+class ExpiryKind(enum.IntEnum):
+    """What an entry of the expiry index removes when its time comes."""
+
+    TOMBSTONE = 1
+    FAILED_TASK = 2
+    REQUEST_ID = 3
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class Expiry:
+    """An entry of the expiry index: `key` is a task id or a request id."""
+
+    expire_us: int
+    kind: ExpiryKind
+    storage_id: int
+    key: str
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class LeaseEntry:
+    """An entry of the lease-expiry index."""
+
+    expire_us: int
+    storage_id: int
+    task_id: str

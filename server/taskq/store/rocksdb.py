@@ -1,0 +1,500 @@
+"""The RocksDB engine (rocksdict): the only module that imports it.
+
+One transaction is one WriteBatch: the task record, its index entries and the queue's
+counters change together or not at all. Writes go to the WAL without sync; `sync` fsyncs the
+WAL once for everything applied before it (group commit, driven by store/commit.py).
+
+Start-up reads only queue configurations and counters. Scans start at a remembered "head"
+per index bucket (the lowest key that may be live), so the tombstones that consumed tasks
+leave at the front of an index are not walked again and again; consumed ranges are
+compacted away in the background (`maintain`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Iterator
+
+import rocksdict
+
+from taskq.core.model import (
+    Counters,
+    Expiry,
+    ExpiryKind,
+    LeaseEntry,
+    Queue,
+    QueueType,
+    RequestRecord,
+    Stage,
+    Task,
+)
+from taskq.store import keys
+from taskq.store.base import StoreError, StoreLocked
+from taskq.store.records import (
+    decode_counters,
+    decode_queue,
+    decode_request,
+    decode_task,
+    encode_counters,
+    encode_queue,
+    encode_request,
+    encode_task,
+)
+
+log = logging.getLogger(__name__)
+
+#: Deletions in one index bucket after which its consumed range is compacted.
+COMPACT_AFTER_DELETES = 50_000
+#: Tag buckets whose heads are remembered; past this the memory is simply dropped.
+MAX_TAG_HEADS = 100_000
+
+
+class RocksStore:
+    """A Store on a RocksDB directory. See store/base.py for the contract."""
+
+    def __init__(self, path: str) -> None:
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_wal_recovery_mode(rocksdict.DBRecoveryMode.point_in_time())
+        options.set_max_background_jobs(2)
+        options.set_write_buffer_size(64 * 1024 * 1024)
+        self._path = path
+        try:
+            self._db = rocksdict.Rdict(path, options)
+        except Exception as error:  # rocksdict raises bare Exceptions
+            text = str(error)
+            if "lock" in text.lower():
+                raise StoreLocked(
+                    f"the data directory {path} is in use by another taskq server ({text})"
+                ) from error
+            raise StoreError(f"cannot open the data directory {path}: {text}") from error
+        self._check_schema()
+        self._queues: dict[str, Queue] = {}
+        self._by_storage_id: dict[int, Queue] = {}
+        self._counters: dict[int, Counters] = {}
+        for _, value in self._db.items(from_key=keys.QUEUE, read_opt=_bounded(keys.QUEUE, keys.prefix_end(keys.QUEUE))):
+            queue = decode_queue(value)
+            self._queues[queue.queue_id] = queue
+            self._by_storage_id[queue.storage_id] = queue
+        for key, value in self._db.items(
+            from_key=keys.COUNTERS, read_opt=_bounded(keys.COUNTERS, keys.prefix_end(keys.COUNTERS))
+        ):
+            self._counters[int.from_bytes(key[1:5], "big")] = decode_counters(value)
+        next_id = self._db.get(keys.META_NEXT_STORAGE_ID)
+        self._next_storage_id = keys.read_u64(next_id) if next_id is not None else 1
+        #: bucket prefix -> lowest key that may be live in it.
+        self._heads: dict[bytes, bytes] = {}
+        self._tag_heads: dict[bytes, bytes] = {}
+        #: bucket prefix -> deletions since it was last compacted.
+        self._deletes: dict[bytes, int] = {}
+        self._compact_ranges: list[tuple[bytes, bytes]] = []
+        self._maintain_lock = threading.Lock()
+        self._closed = False
+
+    def _check_schema(self) -> None:
+        stored = self._db.get(keys.META_SCHEMA_VERSION)
+        if stored is None:
+            if self._db.get(keys.META_NEXT_STORAGE_ID) is not None:
+                raise StoreError(f"{self._path} holds data but no schema version")
+            self._db.put(keys.META_SCHEMA_VERSION, keys.u64(keys.KEY_SCHEMA_VERSION))
+            self._db.flush_wal(True)
+            return
+        version = keys.read_u64(stored)
+        if version != keys.KEY_SCHEMA_VERSION:
+            raise StoreError(
+                f"{self._path} uses key schema version {version}; this server reads version "
+                f"{keys.KEY_SCHEMA_VERSION} and has no migration from it (see store/keys.py)"
+            )
+
+    # Queues -------------------------------------------------------------------------------
+
+    def queue(self, queue_id: str) -> Queue | None:
+        queue = self._queues.get(queue_id)
+        return _copy_queue(queue) if queue is not None else None
+
+    def queue_by_storage_id(self, storage_id: int) -> Queue | None:
+        queue = self._by_storage_id.get(storage_id)
+        return _copy_queue(queue) if queue is not None else None
+
+    def queues(self, after: str, limit: int) -> list[Queue]:
+        ids = sorted(queue_id for queue_id in self._queues if queue_id > after)[:limit]
+        return [_copy_queue(self._queues[queue_id]) for queue_id in ids]
+
+    # Tasks --------------------------------------------------------------------------------
+
+    def task(self, queue: Queue, task_id: str) -> Task | None:
+        data = self._get(keys.record_key(queue.storage_id, task_id))
+        return decode_task(task_id, data) if data is not None else None
+
+    def tasks(self, queue: Queue, after: str, limit: int) -> list[Task]:
+        prefix = keys.record_prefix(queue.storage_id)
+        start = prefix + after.encode() + b"\x00" if after else prefix
+        result = []
+        for key, value in self._db.items(from_key=start, read_opt=_bounded(start, keys.prefix_end(prefix))):
+            result.append(decode_task(keys.task_id_of_record(key), value))
+            if len(result) >= limit:
+                break
+        return result
+
+    def waiting(self, queue: Queue, until_us: int, tag: str | None = None) -> Iterator[Task]:
+        storage_id = queue.storage_id
+        if tag is None:
+            bucket = keys.eta_prefix(storage_id)
+            heads = self._heads
+            parse = keys.parse_eta_key
+        else:
+            bucket = keys.tag_prefix(storage_id, tag)
+            heads = self._tag_heads
+            parse = keys.parse_tag_key
+        lower = heads.get(bucket, bucket)
+        upper = bucket + keys.u64(until_us + 1)
+        if lower >= upper:
+            return
+        iterator = self._db.iter(_bounded(lower, upper))
+        iterator.seek(lower)
+        first = True
+        try:
+            while iterator.valid():
+                key = iterator.key()
+                if first:
+                    heads[bucket] = key
+                    first = False
+                _, task_id = parse(key)
+                data = self._get(keys.record_key(storage_id, task_id))
+                if data is None:
+                    log.error("index entry %r has no task record; skipping it", key)
+                else:
+                    yield decode_task(task_id, data)
+                iterator.next()
+        finally:
+            del iterator
+
+    def oldest_waiting(self, queue: Queue) -> tuple[int, str] | None:
+        bucket = keys.eta_prefix(queue.storage_id)
+        lower = self._heads.get(bucket, bucket)
+        end = keys.prefix_end(bucket)
+        for key, value in self._db.items(from_key=lower, read_opt=_bounded(lower, end)):
+            self._heads[bucket] = key
+            eta_us, _ = keys.parse_eta_key(key)
+            return eta_us, value.decode()
+        return None
+
+    def first_scheduled(self, queue: Queue) -> int | None:
+        counters = self._counters.get(queue.storage_id)
+        if counters is None or counters.scheduled <= 0:
+            return None
+        bucket = keys.eta_prefix(queue.storage_id)
+        lower = max(bucket + keys.u64(counters.promoted_through_us + 1), self._heads.get(bucket, bucket))
+        for key in self._db.keys(from_key=lower, read_opt=_bounded(lower, keys.prefix_end(bucket))):
+            return keys.parse_eta_key(key)[0]
+        return None
+
+    def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
+        result = []
+        for key in self._scan_time_family(keys.LEASE, until_us, limit):
+            expire_us, storage_id, task_id = keys.parse_lease_key(key)
+            result.append(LeaseEntry(expire_us, storage_id, task_id))
+        return result
+
+    def next_lease_expiry(self) -> int | None:
+        key = self._first_in_time_family(keys.LEASE)
+        return keys.parse_lease_key(key)[0] if key is not None else None
+
+    def expiries(self, until_us: int, limit: int) -> list[Expiry]:
+        result = []
+        for key in self._scan_time_family(keys.EXPIRY, until_us, limit):
+            expire_us, kind, storage_id, item = keys.parse_expiry_key(key)
+            result.append(Expiry(expire_us, ExpiryKind(kind), storage_id, item))
+        return result
+
+    def next_expiry(self) -> int | None:
+        key = self._first_in_time_family(keys.EXPIRY)
+        return keys.parse_expiry_key(key)[0] if key is not None else None
+
+    def _scan_time_family(self, family: bytes, until_us: int, limit: int) -> list[bytes]:
+        lower = self._heads.get(family, family)
+        upper = keys.time_prefix(family, until_us + 1)
+        if lower >= upper:
+            return []
+        found = []
+        for key in self._db.keys(from_key=lower, read_opt=_bounded(lower, upper)):
+            if not found:
+                self._heads[family] = key
+            found.append(key)
+            if len(found) >= limit:
+                break
+        return found
+
+    def _first_in_time_family(self, family: bytes) -> bytes | None:
+        lower = self._heads.get(family, family)
+        for key in self._db.keys(from_key=lower, read_opt=_bounded(lower, keys.prefix_end(family))):
+            self._heads[family] = key
+            return key
+        return None
+
+    def tombstone(self, queue: Queue, task_id: str) -> int | None:
+        data = self._get(keys.tombstone_key(queue.storage_id, task_id))
+        return keys.read_u64(data) if data is not None else None
+
+    def request(self, queue: Queue, request_id: str) -> tuple[RequestRecord, int] | None:
+        data = self._get(keys.request_key(queue.storage_id, request_id))
+        return decode_request(data) if data is not None else None
+
+    def counters(self, queue: Queue) -> Counters:
+        counters = self._counters.get(queue.storage_id)
+        return _copy_counters(counters) if counters is not None else Counters()
+
+    # Writes -------------------------------------------------------------------------------
+
+    def begin(self) -> RocksTxn:
+        return RocksTxn(self)
+
+    def apply(self, txn: RocksTxn) -> None:
+        self._check_open()
+        batch = txn.batch
+        for storage_id, counters in txn.counters.items():
+            if storage_id not in txn.deleted_storage_ids:
+                batch.put(keys.counters_key(storage_id), encode_counters(counters))
+        if txn.next_storage_id != self._next_storage_id:
+            batch.put(keys.META_NEXT_STORAGE_ID, keys.u64(txn.next_storage_id))
+        try:
+            self._db.write(batch)
+        except Exception as error:
+            raise StoreError(f"write failed: {error}") from error
+        # The write is in: bring the caches and hints up to date.
+        self._next_storage_id = txn.next_storage_id
+        for queue in txn.deleted_queues:
+            self._queues.pop(queue.queue_id, None)
+            self._by_storage_id.pop(queue.storage_id, None)
+            self._counters.pop(queue.storage_id, None)
+            self._forget_heads(queue.storage_id)
+        for queue in txn.put_queues:
+            stored = _copy_queue(queue)
+            self._queues[queue.queue_id] = stored
+            self._by_storage_id[queue.storage_id] = stored
+        for storage_id, counters in txn.counters.items():
+            if storage_id not in txn.deleted_storage_ids:
+                self._counters[storage_id] = counters
+        for bucket, key in txn.added:
+            heads = self._tag_heads if key[:1] == keys.TAG else self._heads
+            head = heads.get(bucket)
+            if head is not None and key < head:
+                heads[bucket] = key
+        for bucket, key in txn.deleted:
+            heads = self._tag_heads if key[:1] == keys.TAG else self._heads
+            if heads.get(bucket) == key:
+                heads[bucket] = key + b"\x00"
+            count = self._deletes.get(bucket, 0) + 1
+            if count >= COMPACT_AFTER_DELETES:
+                self._deletes[bucket] = 0
+                self._compact_ranges.append((bucket, heads.get(bucket, key)))
+            else:
+                self._deletes[bucket] = count
+        if len(self._tag_heads) > MAX_TAG_HEADS:
+            self._tag_heads.clear()
+
+    def _forget_heads(self, storage_id: int) -> None:
+        self._heads.pop(keys.eta_prefix(storage_id), None)
+        tag_family = keys.TAG + keys.sid(storage_id)
+        for bucket in [bucket for bucket in self._tag_heads if bucket.startswith(tag_family)]:
+            del self._tag_heads[bucket]
+
+    def sync(self) -> None:
+        self._check_open()
+        try:
+            self._db.flush_wal(True)
+        except Exception as error:
+            raise StoreError(f"fsync of the write-ahead log failed: {error}") from error
+
+    def maintain(self) -> None:
+        with self._maintain_lock:
+            ranges, self._compact_ranges = self._compact_ranges, []
+            for start, end in ranges:
+                if start < end and not self._closed:
+                    self._db.compact_range(start, end)
+
+    def close(self) -> None:
+        with self._maintain_lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._db.flush_wal(True)
+            finally:
+                self._db.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def _get(self, key: bytes) -> bytes | None:
+        try:
+            return self._db.get(key)
+        except Exception as error:
+            raise StoreError(f"read failed: {error}") from error
+
+
+class RocksTxn:
+    """One atomic change: a WriteBatch plus what the store's caches learn when it lands."""
+
+    def __init__(self, store: RocksStore) -> None:
+        self._store = store
+        self.batch = rocksdict.WriteBatch(raw_mode=True)
+        #: storage id -> the queue's counters as this transaction leaves them.
+        self.counters: dict[int, Counters] = {}
+        self.put_queues: list[Queue] = []
+        self.deleted_queues: list[Queue] = []
+        self.deleted_storage_ids: set[int] = set()
+        self.next_storage_id = store._next_storage_id
+        #: (bucket, key) of index keys written and deleted, to keep the scan heads right.
+        self.added: list[tuple[bytes, bytes]] = []
+        self.deleted: list[tuple[bytes, bytes]] = []
+
+    def _counters_of(self, storage_id: int) -> Counters:
+        counters = self.counters.get(storage_id)
+        if counters is None:
+            stored = self._store._counters.get(storage_id)
+            counters = _copy_counters(stored) if stored is not None else Counters()
+            self.counters[storage_id] = counters
+        return counters
+
+    def put_queue(self, queue: Queue) -> None:
+        if queue.storage_id == 0:
+            queue.storage_id = self.next_storage_id
+            self.next_storage_id += 1
+            self.counters[queue.storage_id] = Counters(promoted_through_us=queue.create_time_us)
+        self.batch.put(keys.queue_key(queue.queue_id), encode_queue(queue))
+        self.put_queues.append(_copy_queue(queue))
+
+    def delete_queue(self, queue: Queue) -> None:
+        self.batch.delete(keys.queue_key(queue.queue_id))
+        for family in keys.PER_QUEUE_FAMILIES:
+            start, end = keys.family_range(family, queue.storage_id)
+            self.batch.delete_range(start, end)
+        self.deleted_queues.append(queue)
+        self.deleted_storage_ids.add(queue.storage_id)
+
+    def put_task(self, queue: Queue, task: Task, previous: Task | None) -> None:
+        self.batch.put(keys.record_key(queue.storage_id, task.task_id), encode_task(task))
+        if previous is not None:
+            if _same_index_position(previous, task):
+                return
+            self._index(queue, previous, add=False)
+        self._index(queue, task, add=True)
+
+    def delete_task(self, queue: Queue, task: Task) -> None:
+        self.batch.delete(keys.record_key(queue.storage_id, task.task_id))
+        self._index(queue, task, add=False)
+
+    def _index(self, queue: Queue, task: Task, *, add: bool) -> None:
+        storage_id = queue.storage_id
+        counters = self._counters_of(storage_id)
+        step = 1 if add else -1
+        if task.stage is Stage.WAITING:
+            eta_key = keys.eta_key(storage_id, task.schedule_time_us, task.task_id)
+            self._write(eta_key[:5], eta_key, task.tag.encode(), add)
+            if queue.type is QueueType.PULL:
+                bucket = keys.tag_prefix(storage_id, task.tag)
+                self._write(bucket, bucket + eta_key[5:], b"", add)
+            if task.schedule_time_us <= counters.promoted_through_us:
+                counters.ready += step
+            else:
+                counters.scheduled += step
+        elif task.stage is Stage.LEASED:
+            self._write(keys.LEASE, keys.lease_key(task.lease_expire_us, storage_id, task.task_id), b"", add)
+            counters.leased += step
+        else:
+            key = keys.expiry_key(task.retain_until_us, ExpiryKind.FAILED_TASK, storage_id, task.task_id)
+            self._write(keys.EXPIRY, key, b"", add)
+            counters.failed += step
+
+    def _write(self, bucket: bytes, key: bytes, value: bytes, add: bool) -> None:
+        if add:
+            self.batch.put(key, value)
+            self.added.append((bucket, key))
+        else:
+            self.batch.delete(key)
+            self.deleted.append((bucket, key))
+
+    def put_tombstone(self, queue: Queue, task_id: str, expire_us: int) -> None:
+        key = keys.tombstone_key(queue.storage_id, task_id)
+        previous = self._store._get(key)
+        if previous is not None:
+            old = keys.expiry_key(keys.read_u64(previous), ExpiryKind.TOMBSTONE, queue.storage_id, task_id)
+            self._write(keys.EXPIRY, old, b"", False)
+        self.batch.put(key, keys.u64(expire_us))
+        self._write(keys.EXPIRY, keys.expiry_key(expire_us, ExpiryKind.TOMBSTONE, queue.storage_id, task_id), b"", True)
+
+    def put_request(self, queue: Queue, request_id: str, record: RequestRecord, expire_us: int) -> None:
+        key = keys.request_key(queue.storage_id, request_id)
+        previous = self._store._get(key)
+        if previous is not None:
+            _, old_expire = decode_request(previous)
+            old = keys.expiry_key(old_expire, ExpiryKind.REQUEST_ID, queue.storage_id, request_id)
+            self._write(keys.EXPIRY, old, b"", False)
+        self.batch.put(key, encode_request(record, expire_us))
+        self._write(
+            keys.EXPIRY, keys.expiry_key(expire_us, ExpiryKind.REQUEST_ID, queue.storage_id, request_id), b"", True
+        )
+
+    def delete_expiry(self, entry: Expiry) -> None:
+        self._write(
+            keys.EXPIRY, keys.expiry_key(entry.expire_us, entry.kind, entry.storage_id, entry.key), b"", False
+        )
+        if entry.kind is ExpiryKind.TOMBSTONE:
+            key = keys.tombstone_key(entry.storage_id, entry.key)
+            stored = self._store._get(key)
+            if stored is not None and keys.read_u64(stored) == entry.expire_us:
+                self.batch.delete(key)
+        elif entry.kind is ExpiryKind.REQUEST_ID:
+            key = keys.request_key(entry.storage_id, entry.key)
+            stored = self._store._get(key)
+            if stored is not None and decode_request(stored)[1] == entry.expire_us:
+                self.batch.delete(key)
+
+    def forget_lease(self, entry: LeaseEntry) -> None:
+        """Deletes a lease-index entry that names no leased task (its queue was deleted)."""
+        self._write(keys.LEASE, keys.lease_key(entry.expire_us, entry.storage_id, entry.task_id), b"", False)
+
+    def promote(self, queue: Queue, until_us: int) -> int:
+        counters = self._counters_of(queue.storage_id)
+        if until_us <= counters.promoted_through_us:
+            return 0
+        bucket = keys.eta_prefix(queue.storage_id)
+        lower = max(bucket + keys.u64(counters.promoted_through_us + 1), self._store._heads.get(bucket, bucket))
+        upper = bucket + keys.u64(until_us + 1)
+        moved = 0
+        if lower < upper:
+            for _ in self._store._db.keys(from_key=lower, read_opt=_bounded(lower, upper)):
+                moved += 1
+        counters.scheduled -= moved
+        counters.ready += moved
+        counters.promoted_through_us = until_us
+        return moved
+
+
+def _same_index_position(previous: Task, task: Task) -> bool:
+    if previous.stage is not task.stage:
+        return False
+    if task.stage is Stage.WAITING:
+        return previous.schedule_time_us == task.schedule_time_us and previous.tag == task.tag
+    if task.stage is Stage.LEASED:
+        return previous.lease_expire_us == task.lease_expire_us
+    return previous.retain_until_us == task.retain_until_us
+
+
+def _bounded(lower: bytes, upper: bytes) -> rocksdict.ReadOptions:
+    options = rocksdict.ReadOptions()
+    options.set_iterate_lower_bound(lower)
+    options.set_iterate_upper_bound(upper)
+    return options
+
+
+def _copy_queue(queue: Queue) -> Queue:
+    return dataclasses.replace(queue, retry=dataclasses.replace(queue.retry))
+
+
+def _copy_counters(counters: Counters) -> Counters:
+    return dataclasses.replace(counters)
