@@ -1,0 +1,54 @@
+# The two commands of the README:
+#   make serve   start a server on 127.0.0.1:50051 with its data in ./taskq-data
+#   make test    install everything the tests need, then run all of them (what CI runs)
+# Everything is installed into .venv (Python) and node_modules (buf) inside this checkout.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := node_modules/.bin/buf
+
+.PHONY: serve test install lint proto-lint proto-breaking generate check-generated pytest clean
+
+serve: install
+	$(VENV)/bin/taskq serve $(ARGS)
+
+test: install check-generated proto-lint proto-breaking pytest
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e clients/python -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+pytest: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+proto-lint: node_modules/.installed
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+
+# Breaking changes against main's protos (FILE rules); skipped where there is no main branch.
+proto-breaking: node_modules/.installed
+	@if git rev-parse --verify --quiet main >/dev/null; then \
+		$(BUF) breaking --against '.git#branch=main'; \
+	else echo "no main branch here: skipping buf breaking"; fi
+
+# Regenerates every committed generated file (API stubs via buf.gen.yaml, storage records).
+generate: install
+	$(BUF) generate
+	$(PY) -m grpc_tools.protoc -Iserver/taskq/store --python_out=server/taskq/store/gen server/taskq/store/records.proto
+
+# CI: generated code must be what the protos produce.
+check-generated: generate
+	@changes=$$(git status --porcelain -- clients/python/gen server/taskq/store/gen); \
+	if [ -n "$$changes" ]; then echo "generated code is stale; run 'make generate' and commit:"; echo "$$changes"; exit 1; fi
+
+clean:
+	rm -rf $(VENV) node_modules

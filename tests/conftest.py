@@ -1,0 +1,34 @@
+"""Fixtures: a real server per test (port 0, RocksDB in tmp_path), with the system clock or a
+FakeClock that only moves when the test says so."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import FakeClock, ServerHarness  # noqa: E402
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A server on the system clock, with its reaper and janitor running."""
+    harness = ServerHarness(str(tmp_path / "data"))
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def fake_server(tmp_path, clock):
+    """A server on a FakeClock; background loops are off: call reap()/janitor() yourself."""
+    harness = ServerHarness(str(tmp_path / "data"), clock=clock)
+    yield harness
+    harness.close()
