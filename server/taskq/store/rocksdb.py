@@ -74,13 +74,11 @@ class RocksStore:
         self._queues: dict[str, Queue] = {}
         self._by_storage_id: dict[int, Queue] = {}
         self._counters: dict[int, Counters] = {}
-        for _, value in self._db.items(from_key=keys.QUEUE, read_opt=_bounded(keys.QUEUE, keys.prefix_end(keys.QUEUE))):
+        for _, value in _items(self._db, keys.QUEUE, keys.prefix_end(keys.QUEUE)):
             queue = decode_queue(value)
             self._queues[queue.queue_id] = queue
             self._by_storage_id[queue.storage_id] = queue
-        for key, value in self._db.items(
-            from_key=keys.COUNTERS, read_opt=_bounded(keys.COUNTERS, keys.prefix_end(keys.COUNTERS))
-        ):
+        for key, value in _items(self._db, keys.COUNTERS, keys.prefix_end(keys.COUNTERS)):
             self._counters[int.from_bytes(key[1:5], "big")] = decode_counters(value)
         next_id = self._db.get(keys.META_NEXT_STORAGE_ID)
         self._next_storage_id = keys.read_u64(next_id) if next_id is not None else 1
@@ -132,7 +130,7 @@ class RocksStore:
         prefix = keys.record_prefix(queue.storage_id)
         start = prefix + after.encode() + b"\x00" if after else prefix
         result = []
-        for key, value in self._db.items(from_key=start, read_opt=_bounded(start, keys.prefix_end(prefix))):
+        for key, value in _items(self._db, start, keys.prefix_end(prefix)):
             result.append(decode_task(keys.task_id_of_record(key), value))
             if len(result) >= limit:
                 break
@@ -152,30 +150,23 @@ class RocksStore:
         upper = bucket + keys.u64(until_us + 1)
         if lower >= upper:
             return
-        iterator = self._db.iter(_bounded(lower, upper))
-        iterator.seek(lower)
         first = True
-        try:
-            while iterator.valid():
-                key = iterator.key()
-                if first:
-                    heads[bucket] = key
-                    first = False
-                _, task_id = parse(key)
-                data = self._get(keys.record_key(storage_id, task_id))
-                if data is None:
-                    log.error("index entry %r has no task record; skipping it", key)
-                else:
-                    yield decode_task(task_id, data)
-                iterator.next()
-        finally:
-            del iterator
+        for key in _keys(self._db, lower, upper):
+            if first:
+                heads[bucket] = key
+                first = False
+            _, task_id = parse(key)
+            data = self._get(keys.record_key(storage_id, task_id))
+            if data is None:
+                log.error("index entry %r has no task record; skipping it", key)
+            else:
+                yield decode_task(task_id, data)
 
     def oldest_waiting(self, queue: Queue) -> tuple[int, str] | None:
         bucket = keys.eta_prefix(queue.storage_id)
         lower = self._heads.get(bucket, bucket)
         end = keys.prefix_end(bucket)
-        for key, value in self._db.items(from_key=lower, read_opt=_bounded(lower, end)):
+        for key, value in _items(self._db, lower, end):
             self._heads[bucket] = key
             eta_us, _ = keys.parse_eta_key(key)
             return eta_us, value.decode()
@@ -187,7 +178,7 @@ class RocksStore:
             return None
         bucket = keys.eta_prefix(queue.storage_id)
         lower = max(bucket + keys.u64(counters.promoted_through_us + 1), self._heads.get(bucket, bucket))
-        for key in self._db.keys(from_key=lower, read_opt=_bounded(lower, keys.prefix_end(bucket))):
+        for key in _keys(self._db, lower, keys.prefix_end(bucket)):
             return keys.parse_eta_key(key)[0]
         return None
 
@@ -219,7 +210,7 @@ class RocksStore:
         if lower >= upper:
             return []
         found = []
-        for key in self._db.keys(from_key=lower, read_opt=_bounded(lower, upper)):
+        for key in _keys(self._db, lower, upper):
             if not found:
                 self._heads[family] = key
             found.append(key)
@@ -229,7 +220,7 @@ class RocksStore:
 
     def _first_in_time_family(self, family: bytes) -> bytes | None:
         lower = self._heads.get(family, family)
-        for key in self._db.keys(from_key=lower, read_opt=_bounded(lower, keys.prefix_end(family))):
+        for key in _keys(self._db, lower, keys.prefix_end(family)):
             self._heads[family] = key
             return key
         return None
@@ -467,7 +458,7 @@ class RocksTxn:
         upper = bucket + keys.u64(until_us + 1)
         moved = 0
         if lower < upper:
-            for _ in self._store._db.keys(from_key=lower, read_opt=_bounded(lower, upper)):
+            for _ in _keys(self._store._db, lower, upper):
                 moved += 1
         counters.scheduled -= moved
         counters.ready += moved
@@ -485,11 +476,40 @@ def _same_index_position(previous: Task, task: Task) -> bool:
     return previous.retain_until_us == task.retain_until_us
 
 
-def _bounded(lower: bytes, upper: bytes) -> rocksdict.ReadOptions:
+def _bounded(upper: bytes) -> rocksdict.ReadOptions:
+    """Read options for a forward scan ending before `upper`; the caller seeks to its start.
+
+    Only the upper bound is set: in rocksdict 0.3.29 `set_iterate_lower_bound` sets the
+    *upper* bound (seek_to_first ignores it, a seek past it finds nothing). Seeking to the
+    start explicitly gives a forward scan what a lower bound would. The upper bound matters:
+    it stops RocksDB from skipping through tombstones beyond the range.
+
+    The options must outlive every iterator made with them: rocksdict's iterator points into
+    them, and a scan whose options were garbage-collected mid-way ended early at random.
+    """
     options = rocksdict.ReadOptions()
-    options.set_iterate_lower_bound(lower)
     options.set_iterate_upper_bound(upper)
     return options
+
+
+def _items(db: rocksdict.Rdict, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) pairs with start <= key < end, in key order."""
+    options = _bounded(end)  # held by this frame for the iterator's whole life
+    iterator = db.iter(options)
+    iterator.seek(start)
+    while iterator.valid():
+        yield iterator.key(), iterator.value()
+        iterator.next()
+
+
+def _keys(db: rocksdict.Rdict, start: bytes, end: bytes) -> Iterator[bytes]:
+    """Keys with start <= key < end, in key order."""
+    options = _bounded(end)
+    iterator = db.iter(options)
+    iterator.seek(start)
+    while iterator.valid():
+        yield iterator.key()
+        iterator.next()
 
 
 def _copy_queue(queue: Queue) -> Queue:
