@@ -124,18 +124,35 @@ class Queues:
 
         return await self._commits.run(mutation)
 
-    async def declare_all(self, declared: list[tuple[Queue, bool]]) -> list[Queue]:
+    async def declare_all(self, declared: list[tuple[Queue, bool | None]]) -> list[Queue]:
         """Creates or reconfigures queues from a queue file: (queue, paused) pairs.
 
-        Existing queues keep their tasks; their configuration is replaced by the file's (their
-        type cannot change). A queue whose dead-letter queue is declared later in the same file
-        gets it in a second pass."""
+        Existing queues keep their tasks, and their state unless the file sets it (`paused`, or
+        App Engine's `rate`, where 0 pauses and any other rate runs); their
+        configuration is replaced by the file's (their type cannot change). Every reference is
+        checked before anything is written, so a bad file changes nothing. A queue whose
+        dead-letter queue is declared later in the same file gets it in a second pass."""
+        names = {queue.queue_id for queue, _ in declared}
+        for queue, _ in declared:
+            current = self._store.queue(queue.queue_id)
+            if current is not None and current.type is not queue.type:
+                raise InvalidArgument.field(
+                    f"queues/{queue.queue_id}",
+                    f"exists as a {current.type.name.lower()} queue; a queue's type (mode) cannot change",
+                    "FIELD_NOT_UPDATABLE",
+                )
+            dead_letter = queue.dead_letter_queue
+            if dead_letter and dead_letter not in names and self._store.queue(dead_letter) is None:
+                raise InvalidArgument.field(
+                    f"queues/{queue.queue_id}",
+                    f"its dead_letter_queue queues/{dead_letter} is neither in the file nor an existing queue",
+                    "DEAD_LETTER_QUEUE_NOT_FOUND",
+                )
         results = []
         deferred = []
         for queue, paused in declared:
             first = dataclasses.replace(queue, retry=dataclasses.replace(queue.retry))
-            dead_letter = first.dead_letter_queue
-            if dead_letter and self._store.queue(dead_letter) is None:
+            if first.dead_letter_queue and self._store.queue(first.dead_letter_queue) is None:
                 first.dead_letter_queue = ""
                 deferred.append(queue)
             results.append(await self._commits.run(lambda committed, q=first, p=paused: self._declare(committed, q, p)))
@@ -143,25 +160,24 @@ class Queues:
             await self.update(queue.queue_id, queue, ["dead_letter_queue"])
         return results
 
-    def _declare(self, committed: Committed, queue: Queue, paused: bool) -> Queue:
+    def _declare(self, committed: Committed, queue: Queue, paused: bool | None) -> Queue:
         now_us = self._clock.now_us()
-        state = QueueState.PAUSED if paused else QueueState.RUNNING
         current = self._store.queue(queue.queue_id)
         if current is None:
+            state = QueueState.PAUSED if paused else QueueState.RUNNING
             declared = dataclasses.replace(queue, state=state, storage_id=0, create_time_us=now_us,
                                            update_time_us=now_us, purge_time_us=0)
         else:
-            if current.type is not queue.type:
-                raise InvalidArgument.field(
-                    f"queues/{queue.queue_id}.mode",
-                    f"the queue exists as a {current.type.name.lower()} queue; its type cannot change",
-                    "FIELD_NOT_UPDATABLE",
-                )
+            # Only a file that says so changes the state: a restart with a file that is silent
+            # about it must not resume a queue someone paused through the API.
+            if paused is None:
+                state = current.state
+            else:
+                state = QueueState.PAUSED if paused else QueueState.RUNNING
             declared = dataclasses.replace(
                 queue, state=state, storage_id=current.storage_id, create_time_us=current.create_time_us,
                 update_time_us=now_us, purge_time_us=current.purge_time_us,
             )
-        self._check_dead_letter(declared, f"queues/{queue.queue_id}.dead_letter_queue")
         committed.txn.put_queue(declared)
         committed.wake(queue.queue_id)
         return declared
@@ -208,8 +224,8 @@ class Queues:
             tasks = self._store.tasks(current, after, PURGE_CHUNK)
             deleted = 0
             for task in tasks:
-                if task.create_time_us >= purge_time_us:
-                    continue
+                if task.create_time_us > purge_time_us:
+                    continue  # created after the purge began (see Tasks.create)
                 transition(task.state(now_us), Event.DELETE, None)
                 committed.txn.delete_task(current, task)
                 if task.named and current.tombstone_ttl_us > 0:

@@ -182,7 +182,9 @@ class Tasks:
         task = Task(
             task_id=task_id,
             schedule_time_us=schedule_us,
-            create_time_us=now_us,
+            # A purge removes tasks created at or before its purge time; a task created after
+            # it, even within the same microsecond, must be kept.
+            create_time_us=max(now_us, queue.purge_time_us + 1),
             payload=item.payload,
             attributes=item.attributes,
             tag=item.tag,
@@ -302,10 +304,14 @@ class Tasks:
             if leased or now_us >= deadline_us or self._wakeups.closed:
                 return leased
             queue = self._queue(queue_id)
-            oldest = self._store.oldest_waiting(queue) if tag is None else self._oldest_with_tag(queue, tag)
+            if tag is None:
+                oldest = self._store.oldest_waiting(queue)
+                next_due_us = oldest[0] if oldest is not None else None
+            else:
+                next_due_us = self._oldest_with_tag(queue, tag)
             wake_us = deadline_us
-            if oldest is not None and oldest > now_us:
-                wake_us = min(wake_us, oldest)
+            if next_due_us is not None and next_due_us > now_us:
+                wake_us = min(wake_us, next_due_us)
             await self._wakeups.wait(queue_id, wake_us)
 
     def _oldest_with_tag(self, queue: Queue, tag: str) -> int | None:
