@@ -76,6 +76,12 @@ def run(arguments: argparse.Namespace) -> int:
 
 
 async def _serve(config) -> int:
+    # Signal handlers go in before anything else: a SIGTERM that arrives during start-up must
+    # still drain and exit 0, not kill the process mid-way.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     server = build_server(config)
     try:
         port = await server.start()
@@ -85,10 +91,6 @@ async def _serve(config) -> int:
     host = config.listen.rpartition(":")[0]
     # Scripts and tests read this line to learn the port when --listen ends in :0.
     print(f"taskq listening on {host}:{port}", flush=True)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     await server.stop()
     return 0
