@@ -72,8 +72,8 @@ class Txn(Protocol):
     def promote(self, queue: Queue, until_us: int) -> int:
         """Counts waiting tasks with schedule times up to `until_us` as ready from now on;
         returns how many moved from scheduled to ready. It counts what the store holds, not
-        this transaction's own writes: call it before the transaction removes waiting tasks
-        of the queue."""
+        this transaction's own writes: call it before any other write to the queue's waiting
+        tasks in the same transaction."""
         ...
 
 
@@ -106,8 +106,9 @@ class Store(Protocol):
 
     def waiting(self, queue: Queue, until_us: int, tag: str | None = None) -> Iterator[Task]:
         """WAITING tasks with schedule_time_us <= until_us, oldest schedule time first (ties in
-        task id order). With `tag` (pull queues only), only tasks with that tag; "" selects
-        untagged tasks. Consume it before the next write."""
+        task id order). With `tag`, only tasks with that tag ("" selects untagged tasks); only
+        pull queues keep a tag index, so on a push queue the result with a tag is unspecified.
+        Consume it before the next write."""
         ...
 
     def oldest_waiting(self, queue: Queue) -> tuple[int, str] | None:
@@ -122,6 +123,10 @@ class Store(Protocol):
     def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
         """Up to `limit` lease-index entries expiring at or before `until_us`, earliest first,
         across all queues (entries of deleted queues included: callers skip them)."""
+        ...
+
+    def leases(self, queue: Queue, limit: int) -> list[LeaseEntry]:
+        """Up to `limit` of the queue's LEASED tasks, earliest lease expiry first."""
         ...
 
     def next_lease_expiry(self) -> int | None:

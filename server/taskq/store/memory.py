@@ -105,6 +105,9 @@ class MemoryStore:
     def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
         return [LeaseEntry(*entry) for entry in self._lease_entries() if entry[0] <= until_us][:limit]
 
+    def leases(self, queue: Queue, limit: int) -> list[LeaseEntry]:
+        return [LeaseEntry(*entry) for entry in self._lease_entries() if entry[1] == queue.storage_id][:limit]
+
     def next_lease_expiry(self) -> int | None:
         entries = self._lease_entries()
         return entries[0][0] if entries else None
@@ -193,6 +196,10 @@ class MemoryTxn:
                 task = store.tasks_by_key.pop(key)
                 if task.stage is Stage.LEASED:
                     store.orphan_leases.add((task.lease_expire_us, sid, task.task_id))
+                elif task.stage is Stage.FAILED:
+                    # Its expiry entry outlives it, as in the RocksDB engine: delete_expiry
+                    # removes it.
+                    store.expiry_entries.add((task.retain_until_us, ExpiryKind.FAILED_TASK.value, sid, task.task_id))
             for table in (store.tombstones, store.requests):
                 for key in [k for k in table if k[0] == sid]:
                     del table[key]

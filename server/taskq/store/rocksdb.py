@@ -70,7 +70,11 @@ class RocksStore:
                     f"the data directory {path} is in use by another taskq server ({text})"
                 ) from error
             raise StoreError(f"cannot open the data directory {path}: {text}") from error
-        self._check_schema()
+        try:
+            self._check_schema()
+        except BaseException:
+            self._db.close()  # a refused directory must not stay locked by this process
+            raise
         self._queues: dict[str, Queue] = {}
         self._by_storage_id: dict[int, Queue] = {}
         self._counters: dict[int, Counters] = {}
@@ -129,7 +133,9 @@ class RocksStore:
     def tasks(self, queue: Queue, after: str, limit: int) -> list[Task]:
         prefix = keys.record_prefix(queue.storage_id)
         start = prefix + after.encode() + b"\x00" if after else prefix
-        result = []
+        result: list[Task] = []
+        if limit <= 0:
+            return result
         for key, value in _items(self._db, start, keys.prefix_end(prefix)):
             result.append(decode_task(keys.task_id_of_record(key), value))
             if len(result) >= limit:
@@ -189,6 +195,16 @@ class RocksStore:
             result.append(LeaseEntry(expire_us, storage_id, task_id))
         return result
 
+    def leases(self, queue: Queue, limit: int) -> list[LeaseEntry]:
+        result = []
+        for key in _keys(self._db, keys.LEASE, keys.prefix_end(keys.LEASE)):
+            expire_us, storage_id, task_id = keys.parse_lease_key(key)
+            if storage_id == queue.storage_id:
+                result.append(LeaseEntry(expire_us, storage_id, task_id))
+                if len(result) >= limit:
+                    break
+        return result
+
     def next_lease_expiry(self) -> int | None:
         key = self._first_in_time_family(keys.LEASE)
         return keys.parse_lease_key(key)[0] if key is not None else None
@@ -207,7 +223,7 @@ class RocksStore:
     def _scan_time_family(self, family: bytes, until_us: int, limit: int) -> list[bytes]:
         lower = self._heads.get(family, family)
         upper = keys.time_prefix(family, until_us + 1)
-        if lower >= upper:
+        if lower >= upper or limit <= 0:
             return []
         found = []
         for key in _keys(self._db, lower, upper):
@@ -268,13 +284,14 @@ class RocksStore:
         for storage_id, counters in txn.counters.items():
             if storage_id not in txn.deleted_storage_ids:
                 self._counters[storage_id] = counters
-        for bucket, key in txn.added:
+        # In the order written: a key deleted and put again in one transaction stays live.
+        for added, bucket, key in txn.index_writes:
             heads = self._tag_heads if key[:1] == keys.TAG else self._heads
-            head = heads.get(bucket)
-            if head is not None and key < head:
-                heads[bucket] = key
-        for bucket, key in txn.deleted:
-            heads = self._tag_heads if key[:1] == keys.TAG else self._heads
+            if added:
+                head = heads.get(bucket)
+                if head is not None and key < head:
+                    heads[bucket] = key
+                continue
             if heads.get(bucket) == key:
                 heads[bucket] = key + b"\x00"
             count = self._deletes.get(bucket, 0) + 1
@@ -339,9 +356,9 @@ class RocksTxn:
         self.deleted_queues: list[Queue] = []
         self.deleted_storage_ids: set[int] = set()
         self.next_storage_id = store._next_storage_id
-        #: (bucket, key) of index keys written and deleted, to keep the scan heads right.
-        self.added: list[tuple[bytes, bytes]] = []
-        self.deleted: list[tuple[bytes, bytes]] = []
+        #: (added, bucket, key) of index keys put and deleted, in order, to keep the scan
+        #: heads right.
+        self.index_writes: list[tuple[bool, bytes, bytes]] = []
 
     def _counters_of(self, storage_id: int) -> Counters:
         counters = self.counters.get(storage_id)
@@ -404,10 +421,9 @@ class RocksTxn:
     def _write(self, bucket: bytes, key: bytes, value: bytes, add: bool) -> None:
         if add:
             self.batch.put(key, value)
-            self.added.append((bucket, key))
         else:
             self.batch.delete(key)
-            self.deleted.append((bucket, key))
+        self.index_writes.append((add, bucket, key))
 
     def put_tombstone(self, queue: Queue, task_id: str, expire_us: int) -> None:
         key = keys.tombstone_key(queue.storage_id, task_id)
