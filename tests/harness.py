@@ -142,3 +142,91 @@ def error_reason(error: grpc.RpcError) -> str:
 
 
 __all__ = ["ServerHarness", "FakeClock", "seconds_to_duration", "error_reason"]
+
+
+class Stream:
+    """A push worker's StreamTasks stream, driven from the test thread.
+
+    Responses are collected by a background thread; `send` queues a request; `close` ends the
+    stream from the client side (half-close); `cancel` drops it abruptly.
+    """
+
+    def __init__(self, channel: grpc.Channel, queue_id: str, max_outstanding: int = 100) -> None:
+        import queue as queue_module
+
+        self._requests: queue_module.Queue = queue_module.Queue()
+        self.responses: queue_module.Queue = queue_module.Queue()
+        self._requests.put(
+            task_service_pb2.StreamTasksRequest(
+                subscription=task_service_pb2.StreamSubscription(queue=f"queues/{queue_id}", max_outstanding=max_outstanding)
+            )
+        )
+        stub = task_service_pb2_grpc.TaskServiceStub(channel)
+        self.call = stub.StreamTasks(iter(self._requests.get, None))
+        self.error: grpc.RpcError | None = None
+        self.ended = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            for response in self.call:
+                self.responses.put(response)
+        except grpc.RpcError as error:
+            self.error = error
+        finally:
+            self.ended.set()
+
+    def send(self, **fields: Any) -> None:
+        self._requests.put(task_service_pb2.StreamTasksRequest(**fields))
+
+    def ack(self, *tasks: task_pb2.Task) -> None:
+        self.send(acks=[task_service_pb2.TaskAck(name=t.name, lease_token=t.lease_token) for t in tasks])
+
+    def nack(self, task: task_pb2.Task, message: str = "failed", **fields: Any) -> None:
+        from google.rpc import status_pb2
+
+        nack = task_service_pb2.TaskNack(
+            name=task.name, lease_token=task.lease_token, error=status_pb2.Status(code=13, message=message), **fields
+        )
+        self.send(nacks=[nack])
+
+    def next(self, timeout: float = 10) -> task_service_pb2.StreamTasksResponse:
+        return self.responses.get(timeout=timeout)
+
+    def tasks(self, count: int, timeout: float = 10) -> list[task_pb2.Task]:
+        """Waits for `count` tasks (skipping heartbeats); fails if they do not come in time."""
+        import time
+
+        received: list[task_pb2.Task] = []
+        deadline = time.monotonic() + timeout
+        while len(received) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"got {len(received)} of {count} tasks")
+            try:
+                response = self.responses.get(timeout=remaining)
+            except Exception:
+                raise AssertionError(f"got {len(received)} of {count} tasks") from None
+            received.extend(response.tasks)
+        return received
+
+    def quiet(self, seconds: float = 0.3) -> list[task_pb2.Task]:
+        """The tasks that arrive within `seconds` (to check that none do)."""
+        import time
+
+        received: list[task_pb2.Task] = []
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                received.extend(self.responses.get(timeout=remaining).tasks)
+            except Exception:
+                break
+        return received
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+    def cancel(self) -> None:
+        self.call.cancel()
+        self.ended.wait(10)

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from taskq.api.engine_ref import EngineRef
 from taskq.api.queues import QueueServicer
+from taskq.api.stream import StreamHandler
 from taskq.api.tasks import TaskServicer
 from taskq.config import Config, ConfigError
 from taskq.core.clock import Clock
@@ -76,7 +77,8 @@ class TaskqServer:
         self.engine: Engine | None = None
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(options=_grpc_options(config))
-        task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.engine_ref), self._server)
+        streams = StreamHandler(self.engine_ref, config.stream_heartbeat_seconds)
+        task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.engine_ref, streams), self._server)
         queue_service_pb2_grpc.add_QueueServiceServicer_to_server(QueueServicer(self.engine_ref), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
@@ -118,7 +120,7 @@ class TaskqServer:
             durability=self.config.durability_mode(),
             background=self._background,
         )
-        engine.start()
+        await engine.start()
         self.engine = engine
         try:
             await engine.queues.declare_all(declared)
@@ -141,6 +143,8 @@ class TaskqServer:
         await self.health.enter_graceful_shutdown()
         if self.engine is not None:
             self.engine.wakeups.close()
+            # Streams end now, releasing their tasks while the database is still open.
+            await self.engine.close_streams()
         await self._server.stop(grace)
         if self.engine is not None:
             await self.engine.stop()

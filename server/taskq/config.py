@@ -51,6 +51,9 @@ class Config:
     max_connection_age_grace_seconds: float = 300.0
     #: Idle connections are closed after this long, seconds; 0 disables.
     max_connection_idle_seconds: float = 0.0
+    #: An idle push stream gets a heartbeat message this often, seconds (proxies close silent
+    #: streams; 30 s is the promise of the API).
+    stream_heartbeat_seconds: float = 20.0
     #: Concurrent calls per HTTP/2 connection.
     max_concurrent_streams: int = 1000
     #: Logging: level (debug, info, warning, error) and format (text or json).
@@ -87,6 +90,8 @@ class Config:
             raise ConfigError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
+        if not 0 < self.stream_heartbeat_seconds <= 30:
+            raise ConfigError("stream_heartbeat_seconds must be more than 0 and at most 30")
         for name in ("grace_period_seconds", "keepalive_time_seconds", "keepalive_timeout_seconds",
                      "min_ping_interval_seconds", "max_connection_age_seconds",
                      "max_connection_age_grace_seconds", "max_connection_idle_seconds"):

@@ -751,17 +751,23 @@ def test_a_lease_earlier_than_the_scanned_ones_comes_out_first(store):
     assert [e.task_id for e in store.expired_leases(FOREVER, ALL)] == ["a", "b"]
 
 
-def test_a_deleted_queues_leases_stay_in_the_index_until_forgotten(store):
+def test_a_deleted_queues_leases_go_with_it(store):
     doomed, kept = create_queue(store, "doomed"), create_queue(store, "kept")
     add_tasks(store, doomed, as_leased(waiting_task("a", 1), 10), waiting_task("w", 1))
     add_tasks(store, kept, as_leased(waiting_task("b", 1), 20))
     commit(store, lambda txn: txn.delete_queue(doomed))
-    orphan = LeaseEntry(10, doomed.storage_id, "a")
-    assert store.expired_leases(FOREVER, ALL) == [orphan, LeaseEntry(20, kept.storage_id, "b")]
-    assert store.queue_by_storage_id(orphan.storage_id) is None
-    commit(store, lambda txn: txn.forget_lease(orphan))
     assert store.expired_leases(FOREVER, ALL) == [LeaseEntry(20, kept.storage_id, "b")]
     assert store.next_lease_expiry() == 20
+
+
+def test_leases_lists_one_queues_leased_tasks_in_expiry_order(store):
+    first, second = create_queue(store, "first"), create_queue(store, "second")
+    add_tasks(store, first, as_leased(waiting_task("late", 1), 30), as_leased(waiting_task("early", 1), 10))
+    add_tasks(store, first, waiting_task("waiting", 1))
+    add_tasks(store, second, as_leased(waiting_task("other", 1), 5))
+    assert [e.task_id for e in store.leases(first, ALL)] == ["early", "late"]
+    assert [e.task_id for e in store.leases(first, 1)] == ["early"]
+    assert store.leases(first, 0) == []
 
 
 # Tombstones, request ids and the expiry index ---------------------------------------------

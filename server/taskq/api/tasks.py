@@ -11,6 +11,7 @@ from google.rpc import status_pb2
 from taskq.api import convert, validate
 from taskq.api.engine_ref import EngineRef
 from taskq.api.status import guarded, to_status
+from taskq.api.stream import StreamHandler
 from taskq.core import limits, pagination
 from taskq.core.errors import InvalidArgument, TaskqError
 from taskq.core.filter import parse as parse_filter
@@ -21,7 +22,7 @@ _OK = status_pb2.Status(code=0)
 
 
 class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
-    def __init__(self, engine: EngineRef, stream_handler=None) -> None:
+    def __init__(self, engine: EngineRef, stream_handler: StreamHandler) -> None:
         self._engine = engine
         self._stream_handler = stream_handler
 
@@ -57,10 +58,10 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         results = await engine.tasks.create(queue_id, items)
         now_us = engine.clock.now_us()
         response = task_service_pb2.BatchCreateTasksResponse()
-        for result, view in zip(results, views):
+        for index, (result, view) in enumerate(zip(results, views)):
             entry = response.results.add()
             if isinstance(result, TaskqError):
-                entry.error.CopyFrom(to_status(result))
+                entry.error.CopyFrom(to_status(_in_item(result, f"requests[{index}].")))
             else:
                 entry.task.CopyFrom(convert.task_to_proto(queue_id, result, now_us, view))
         return response
@@ -119,8 +120,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         if not request.HasField("lease_duration"):
             raise InvalidArgument.field("lease_duration", "is required", "REQUIRED_FIELD")
         duration_us = validate.duration_us(
-            request.lease_duration, "lease_duration", maximum_us=limits.MAX_LEASE_DURATION_US, allow_zero=False,
-            minimum_us=1,
+            request.lease_duration, "lease_duration", maximum_us=limits.MAX_LEASE_DURATION_US, allow_zero=False
         )
         if request.max_tasks == 0:
             raise InvalidArgument.field("max_tasks", "is required (1 to 1000)", "REQUIRED_FIELD")
@@ -164,10 +164,18 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         )
 
     async def StreamTasks(self, request_iterator, context):
-        if self._stream_handler is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "push delivery is not available on this server")
-        async for response in self._stream_handler(request_iterator, context):
-            yield response
+        # The handler reads and writes through the context (two loops share the stream).
+        await self._stream_handler(context)
+
+
+def _in_item(error: TaskqError, prefix: str) -> TaskqError:
+    """A batch item's error with its field path in the batch request: the core names fields as
+    in a single CreateTaskRequest (`task.schedule_time`)."""
+    if isinstance(error, InvalidArgument) and len(error.violations) == 1:
+        violation = error.violations[0]
+        if not violation.field.startswith(prefix):
+            return InvalidArgument.field(prefix + violation.field, violation.description, violation.reason)
+    return error
 
 
 def _delete_request(item, queue_id: str, field: str) -> DeleteRequest:

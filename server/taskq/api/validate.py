@@ -70,6 +70,9 @@ def lease_token(token: str, field: str, required: bool) -> str:
         return ""
     if len(token) > _MAX_TOKEN_CHARS:
         raise InvalidArgument.field(field, f"is longer than {_MAX_TOKEN_CHARS} characters", "INVALID_LEASE_TOKEN")
+    if not (token.isascii() and token.isprintable()):
+        # Tokens are printable ASCII; anything else cannot name a lease (and would not compare).
+        raise InvalidArgument.field(field, "is not a lease token (printable ASCII)", "INVALID_LEASE_TOKEN")
     return token
 
 
@@ -99,7 +102,9 @@ def duration_us(
         return 0
     if result == 0 and not allow_zero:
         raise InvalidArgument.field(field, "must be greater than 0", "INVALID_DURATION")
-    if result < minimum_us or result > maximum_us:
+    # Compare the exact value: the conversion rounds nanoseconds up to whole microseconds.
+    nanos = value.seconds * 1_000_000_000 + value.nanos
+    if nanos < minimum_us * 1000 or nanos > maximum_us * 1000:
         raise InvalidArgument.field(
             field, f"must be between {_seconds(minimum_us)} and {_seconds(maximum_us)}", "DURATION_OUT_OF_RANGE"
         )
@@ -273,7 +278,7 @@ def new_task(
         queue_of_task, task_id = task_ids(task.name, f"{task_field}.name")
         if queue_of_task != parent_queue_id:
             raise InvalidArgument.field(
-                f"{task_field}.name", f"names a task of queues/{queue_of_task}, not of the parent", "INVALID_NAME"
+                f"{task_field}.name", f"names a task of queues/{queue_of_task}, not of the parent", "PARENT_MISMATCH"
             )
     if len(task.attributes) > limits.MAX_ATTRIBUTES:
         raise InvalidArgument.field(

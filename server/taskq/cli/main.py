@@ -6,19 +6,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from taskq.cli import serve
+from taskq.cli import queue_commands, serve, task_commands
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="taskq", description="taskq: a task-queue service with a gRPC API.")
+    # Subparsers are made with the class of their parent, so every command gets one-line errors.
+    parser = CommandParser(prog="taskq", description="taskq: a task-queue service with a gRPC API.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parser(subparsers)
-    try:
-        from taskq.cli import commands
-    except ImportError:  # the client commands are optional while they are being built
-        commands = None
-    if commands is not None:
-        commands.add_parsers(subparsers)
+    queue_commands.add_parser(subparsers)
+    task_commands.add_parser(subparsers)
     return parser
 
 

@@ -84,6 +84,10 @@ class FakeClock:
         timer: asyncio.Future[None] = loop.create_future()
         if deadline_us is not None:
             with self._lock:
+                # Checked again under the lock: an advance from another thread since the check
+                # above would otherwise leave this timer behind, never to fire.
+                if deadline_us <= self._now_us:
+                    return event.is_set()
                 heapq.heappush(self._timers, (deadline_us, next(self._sequence), loop, timer))
         event_wait = asyncio.ensure_future(event.wait())
         try:

@@ -16,6 +16,7 @@ class Code(enum.Enum):
     """The canonical codes taskq answers with (the names of google.rpc.Code)."""
 
     CANCELLED = 1
+    UNKNOWN = 2
     INVALID_ARGUMENT = 3
     DEADLINE_EXCEEDED = 4
     NOT_FOUND = 5

@@ -297,6 +297,7 @@ class Tasks:
         """Leases up to `max_tasks` ready tasks of a pull queue, waiting up to `wait_us` for one."""
         deadline_us = self._clock.now_us() + wait_us
         while True:
+            changed = self._wakeups.watch(queue_id)
             leased = await self._commits.run(
                 lambda committed: self._lease_now(committed, queue_id, lease_duration_us, max_tasks, tag, oldest_tag)
             )
@@ -312,7 +313,7 @@ class Tasks:
             wake_us = deadline_us
             if next_due_us is not None and next_due_us > now_us:
                 wake_us = min(wake_us, next_due_us)
-            await self._wakeups.wait(queue_id, wake_us)
+            await self._wakeups.wait(changed, wake_us)
 
     def _oldest_with_tag(self, queue: Queue, tag: str) -> int | None:
         for task in self._store.waiting(queue, 2**63 - 1, tag):

@@ -1,8 +1,11 @@
 """Per-queue signals: "something in this queue may have changed", for whoever waits on it.
 
 Long-polling LeaseTasks calls and push dispatchers wait on their queue's signal; creates,
-releases, retries that fall due, pauses and deletes send it. A signal wakes every waiter at
-that moment (a broadcast); waiters then look at the store again.
+releases, retries, acknowledgements, pauses and deletes send it. A signal wakes every waiter
+of that moment (a broadcast); waiters then look at the store again.
+
+To miss nothing, a waiter takes the queue's event with `watch` *before* it looks at the store,
+and waits on that event afterwards: a signal sent in between has already set it.
 """
 
 from __future__ import annotations
@@ -23,13 +26,17 @@ class Wakeups:
         if event is not None:
             event.set()
 
-    async def wait(self, queue_id: str, deadline_us: int | None) -> bool:
-        """Waits for the queue's next signal or `deadline_us`; True if signalled."""
-        if self.closed:
-            return True
+    def watch(self, queue_id: str) -> asyncio.Event:
+        """The event the queue's next signal will set (already set once the server stops)."""
         event = self._events.get(queue_id)
         if event is None:
             event = self._events[queue_id] = asyncio.Event()
+            if self.closed:
+                event.set()
+        return event
+
+    async def wait(self, event: asyncio.Event, deadline_us: int | None) -> bool:
+        """Waits for a watched event or `deadline_us`; True if signalled."""
         return await self._clock.wait(event, deadline_us)
 
     def close(self) -> None:

@@ -37,7 +37,8 @@ class Txn(Protocol):
         ...
 
     def delete_queue(self, queue: Queue) -> None:
-        """Deletes the queue with all its tasks, tombstones, request ids and counters."""
+        """Deletes the queue with all its tasks, leases, tombstones, request ids and counters.
+        Entries of the global expiry index stay until delete_expiry removes them."""
         ...
 
     def put_task(self, queue: Queue, task: Task, previous: Task | None) -> None:
@@ -66,7 +67,8 @@ class Txn(Protocol):
         ...
 
     def forget_lease(self, entry: LeaseEntry) -> None:
-        """Deletes a lease-index entry that names no leased task (its queue was deleted)."""
+        """Deletes a lease-index entry that names no leased task (an inconsistency the reaper
+        cleans up rather than trips over forever)."""
         ...
 
     def promote(self, queue: Queue, until_us: int) -> int:
@@ -122,7 +124,7 @@ class Store(Protocol):
 
     def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
         """Up to `limit` lease-index entries expiring at or before `until_us`, earliest first,
-        across all queues (entries of deleted queues included: callers skip them)."""
+        across all live queues."""
         ...
 
     def leases(self, queue: Queue, limit: int) -> list[LeaseEntry]:

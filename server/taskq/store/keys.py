@@ -13,7 +13,7 @@ its families' sid ranges, and a re-created queue of the same name gets a new sid
     G sid len(tag)(2) tag eta_us(8) task_id  -> empty               pull queues: waiting by tag
     N sid task_id                            -> expire_us(8)        name tombstones
     I sid request_id                         -> RequestRecord       create idempotency keys
-    X expire_us(8) sid task_id               -> empty               leases by expiry, all queues
+    X sid expire_us(8) task_id               -> empty               leased tasks by lease expiry
     Y expire_us(8) kind(1) sid key           -> empty               expiries (tombstones, FAILED
                                                                     tasks, request ids), all queues
 
@@ -52,7 +52,7 @@ LEASE = b"X"
 EXPIRY = b"Y"
 
 #: Families keyed by storage id first: deleting a queue deletes these sid ranges.
-PER_QUEUE_FAMILIES = (COUNTERS, RECORD, ETA, TAG, TOMBSTONE, REQUEST)
+PER_QUEUE_FAMILIES = (COUNTERS, RECORD, ETA, TAG, TOMBSTONE, REQUEST, LEASE)
 
 META_SCHEMA_VERSION = META + b"schema_version"
 META_NEXT_STORAGE_ID = META + b"next_storage_id"
@@ -144,13 +144,17 @@ def request_key(storage_id: int, request_id: str) -> bytes:
     return REQUEST + sid(storage_id) + request_id.encode()
 
 
+def lease_prefix(storage_id: int) -> bytes:
+    return LEASE + sid(storage_id)
+
+
 def lease_key(expire_us: int, storage_id: int, task_id: str) -> bytes:
-    return LEASE + _U64.pack(expire_us) + sid(storage_id) + task_id.encode()
+    return LEASE + sid(storage_id) + _U64.pack(expire_us) + task_id.encode()
 
 
 def parse_lease_key(key: bytes) -> tuple[int, int, str]:
     """(expire_us, storage_id, task_id) of an X key."""
-    return _U64.unpack_from(key, 1)[0], _U32.unpack_from(key, 9)[0], key[13:].decode()
+    return _U64.unpack_from(key, 5)[0], _U32.unpack_from(key, 1)[0], key[13:].decode()
 
 
 def expiry_key(expire_us: int, kind: int, storage_id: int, key: str) -> bytes:
@@ -163,5 +167,5 @@ def parse_expiry_key(key: bytes) -> tuple[int, int, int, str]:
 
 
 def time_prefix(family: bytes, time_us: int) -> bytes:
-    """The first possible key at `time_us` in a time-first family (X, Y)."""
+    """The first possible key at `time_us` in a time-first family (Y, or an X sid prefix)."""
     return family + _U64.pack(time_us)

@@ -47,8 +47,6 @@ class MemoryStore:
         self.counters_by_id: dict[int, Counters] = {}
         #: Expiry entries as (expire_us, kind, storage_id, key).
         self.expiry_entries: set[tuple[int, int, int, str]] = set()
-        #: Lease entries whose queue was deleted: the RocksDB engine keeps them too.
-        self.orphan_leases: set[tuple[int, int, str]] = set()
         self.next_storage_id = 1
 
     def queue(self, queue_id: str) -> Queue | None:
@@ -100,7 +98,7 @@ class MemoryStore:
             for (s, t), task in self.tasks_by_key.items()
             if task.stage is Stage.LEASED
         ]
-        return sorted(live + list(self.orphan_leases))
+        return sorted(live)
 
     def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
         return [LeaseEntry(*entry) for entry in self._lease_entries() if entry[0] <= until_us][:limit]
@@ -194,9 +192,7 @@ class MemoryTxn:
             store.counters_by_id.pop(sid, None)
             for key in [k for k in store.tasks_by_key if k[0] == sid]:
                 task = store.tasks_by_key.pop(key)
-                if task.stage is Stage.LEASED:
-                    store.orphan_leases.add((task.lease_expire_us, sid, task.task_id))
-                elif task.stage is Stage.FAILED:
+                if task.stage is Stage.FAILED:
                     # Its expiry entry outlives it, as in the RocksDB engine: delete_expiry
                     # removes it.
                     store.expiry_entries.add((task.retain_until_us, ExpiryKind.FAILED_TASK.value, sid, task.task_id))
@@ -281,10 +277,8 @@ class MemoryTxn:
         self.operations.append(delete)
 
     def forget_lease(self, entry: LeaseEntry) -> None:
-        store = self._store
-        self.operations.append(
-            lambda: store.orphan_leases.discard((entry.expire_us, entry.storage_id, entry.task_id))
-        )
+        # Every lease entry here is derived from a LEASED task, so there is never a stray one.
+        pass
 
     def promote(self, queue: Queue, until_us: int) -> int:
         store = self._store

@@ -189,25 +189,33 @@ class RocksStore:
         return None
 
     def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
-        result = []
-        for key in self._scan_time_family(keys.LEASE, until_us, limit):
-            expire_us, storage_id, task_id = keys.parse_lease_key(key)
-            result.append(LeaseEntry(expire_us, storage_id, task_id))
-        return result
+        # Each queue's leases are in expiry order; merge the due ones of every queue.
+        found: list[LeaseEntry] = []
+        for storage_id in list(self._by_storage_id):
+            for key in self._scan_time_family(keys.lease_prefix(storage_id), until_us, limit):
+                found.append(LeaseEntry(*keys.parse_lease_key(key)))
+        found.sort(key=lambda entry: (entry.expire_us, entry.storage_id, entry.task_id))
+        return found[: max(limit, 0)]
 
     def leases(self, queue: Queue, limit: int) -> list[LeaseEntry]:
+        bucket = keys.lease_prefix(queue.storage_id)
         result = []
-        for key in _keys(self._db, keys.LEASE, keys.prefix_end(keys.LEASE)):
-            expire_us, storage_id, task_id = keys.parse_lease_key(key)
-            if storage_id == queue.storage_id:
-                result.append(LeaseEntry(expire_us, storage_id, task_id))
-                if len(result) >= limit:
-                    break
+        if limit <= 0:
+            return result
+        for key in _keys(self._db, self._heads.get(bucket, bucket), keys.prefix_end(bucket)):
+            result.append(LeaseEntry(*keys.parse_lease_key(key)))
+            if len(result) >= limit:
+                break
         return result
 
     def next_lease_expiry(self) -> int | None:
-        key = self._first_in_time_family(keys.LEASE)
-        return keys.parse_lease_key(key)[0] if key is not None else None
+        earliest = None
+        for storage_id in list(self._by_storage_id):
+            key = self._first_in_time_family(keys.lease_prefix(storage_id))
+            if key is not None:
+                expire_us = keys.parse_lease_key(key)[0]
+                earliest = expire_us if earliest is None else min(earliest, expire_us)
+        return earliest
 
     def expiries(self, until_us: int, limit: int) -> list[Expiry]:
         result = []
@@ -305,6 +313,7 @@ class RocksStore:
 
     def _forget_heads(self, storage_id: int) -> None:
         self._heads.pop(keys.eta_prefix(storage_id), None)
+        self._heads.pop(keys.lease_prefix(storage_id), None)
         tag_family = keys.TAG + keys.sid(storage_id)
         for bucket in [bucket for bucket in self._tag_heads if bucket.startswith(tag_family)]:
             del self._tag_heads[bucket]
@@ -411,7 +420,8 @@ class RocksTxn:
             else:
                 counters.scheduled += step
         elif task.stage is Stage.LEASED:
-            self._write(keys.LEASE, keys.lease_key(task.lease_expire_us, storage_id, task.task_id), b"", add)
+            key = keys.lease_key(task.lease_expire_us, storage_id, task.task_id)
+            self._write(key[:5], key, b"", add)
             counters.leased += step
         else:
             key = keys.expiry_key(task.retain_until_us, ExpiryKind.FAILED_TASK, storage_id, task.task_id)
@@ -462,8 +472,9 @@ class RocksTxn:
                 self.batch.delete(key)
 
     def forget_lease(self, entry: LeaseEntry) -> None:
-        """Deletes a lease-index entry that names no leased task (its queue was deleted)."""
-        self._write(keys.LEASE, keys.lease_key(entry.expire_us, entry.storage_id, entry.task_id), b"", False)
+        """Deletes a lease-index entry that names no leased task."""
+        key = keys.lease_key(entry.expire_us, entry.storage_id, entry.task_id)
+        self._write(key[:5], key, b"", False)
 
     def promote(self, queue: Queue, until_us: int) -> int:
         counters = self._counters_of(queue.storage_id)

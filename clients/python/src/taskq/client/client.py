@@ -1,0 +1,245 @@
+"""`Client`: the synchronous taskq client, one method per unary RPC.
+
+Each method builds its request with `taskq.client.requests`, calls the generated stub with
+the client's deadline, and returns the generated message (a Queue, a Task, ...). A failed
+call raises a `TaskqError` subclass (see `taskq.client.errors`); list methods are generators
+that follow page tokens to the end.
+
+    with Client("127.0.0.1:50051") as client:
+        client.create_queue("work", type="pull")
+        client.create_task("work", b"hello")
+        [task] = client.lease_tasks("work", lease_duration=60)
+        client.delete_task(task)  # acknowledges: the Task carries its lease token
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar, Unpack
+
+import grpc
+
+from taskq.client import requests
+from taskq.client.channel import create_channel
+from taskq.client.errors import TaskqError, from_rpc_error, from_status
+from taskq.client.names import queue_name, task_name
+from taskq.client.requests import BatchItem, QueueSettings, RetrySettings, View
+from taskq.client.times import Seconds, When, seconds, to_duration
+from taskq.v1 import (
+    queue_pb2,
+    queue_service_pb2,
+    queue_service_pb2_grpc,
+    task_pb2,
+    task_service_pb2,
+    task_service_pb2_grpc,
+)
+
+Response = TypeVar("Response")
+
+#: The address `taskq serve` listens on by default.
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+class Client:
+    """A connection to one taskq server.
+
+    Args:
+        address: host:port of the server.
+        timeout: the deadline of each call, in seconds; None waits indefinitely. LeaseTasks
+            calls get their `wait` on top of it.
+        credentials: TLS channel credentials; None for a plain-text connection.
+        channel: an existing channel to use instead of opening one (it is not closed by
+            `close()`); `address` and `credentials` are then ignored.
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        timeout: float | None = 30,
+        credentials: grpc.ChannelCredentials | None = None,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._owns_channel = channel is None
+        self._channel = channel if channel is not None else create_channel(address, credentials=credentials)
+        self._tasks = task_service_pb2_grpc.TaskServiceStub(self._channel)
+        self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
+
+    def close(self) -> None:
+        """Closes the channel if this client opened it; calls in progress are cancelled."""
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., Response], request: Any, *, extra_time: float = 0.0) -> Response:
+        timeout = None if self.timeout is None else self.timeout + extra_time
+        try:
+            return method(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from error
+
+    def _pages(self, method: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
+        # A page may be short or even empty while more remain (the server bounds each scan),
+        # so only an empty next_page_token ends the listing.
+        while True:
+            response = self._call(method, request)
+            yield from getattr(response, field)
+            if not response.next_page_token:
+                return
+            request.page_token = response.next_page_token
+
+    # Queues --------------------------------------------------------------------------------
+
+    def create_queue(self, queue: str | queue_pb2.Queue, *, type: str | int | None = None,
+                     **settings: Unpack[QueueSettings]) -> queue_pb2.Queue:
+        """Creates a queue (`type` "push", the default, or "pull") with the given settings, or
+        from a Queue message. Raises QueueAlreadyExists if the name is taken."""
+        request = requests.create_queue_request(queue, type=type, **settings)
+        return self._call(self._queues.CreateQueue, request).queue
+
+    def get_queue(self, queue: str) -> queue_pb2.Queue:
+        """The queue with its effective settings. Raises QueueNotFound."""
+        request = queue_service_pb2.GetQueueRequest(name=queue_name(queue))
+        return self._call(self._queues.GetQueue, request).queue
+
+    def list_queues(self, *, page_size: int | None = None) -> Iterator[queue_pb2.Queue]:
+        """Every queue, in name order, fetched `page_size` at a time."""
+        request = queue_service_pb2.ListQueuesRequest(page_size=page_size or 0)
+        return self._pages(self._queues.ListQueues, request, "queues")
+
+    def update_queue(self, queue: str | queue_pb2.Queue, *, update_mask: Iterable[str] | None = None,
+                     **settings: Unpack[QueueSettings]) -> queue_pb2.Queue:
+        """Changes exactly the given settings (None resets one to its default); or, with a Queue
+        message, the fields named by `update_mask`."""
+        request = requests.update_queue_request(queue, update_mask=update_mask, **settings)
+        return self._call(self._queues.UpdateQueue, request).queue
+
+    def delete_queue(self, queue: str) -> None:
+        """Deletes the queue and every task in it."""
+        self._call(self._queues.DeleteQueue, queue_service_pb2.DeleteQueueRequest(name=queue_name(queue)))
+
+    def pause_queue(self, queue: str) -> queue_pb2.Queue:
+        """Stops the queue handing out tasks; it still accepts new ones."""
+        return self._call(self._queues.PauseQueue, queue_service_pb2.PauseQueueRequest(name=queue_name(queue))).queue
+
+    def resume_queue(self, queue: str) -> queue_pb2.Queue:
+        """Lets a paused queue hand out tasks again."""
+        request = queue_service_pb2.ResumeQueueRequest(name=queue_name(queue))
+        return self._call(self._queues.ResumeQueue, request).queue
+
+    def purge_queue(self, queue: str) -> queue_service_pb2.PurgeQueueResponse:
+        """Deletes every task created before the call; the response has the queue and `purged_count`."""
+        return self._call(self._queues.PurgeQueue, queue_service_pb2.PurgeQueueRequest(name=queue_name(queue)))
+
+    def get_queue_stats(self, queue: str) -> queue_pb2.QueueStats:
+        """The queue's counts and rates."""
+        request = queue_service_pb2.GetQueueStatsRequest(name=queue_name(queue))
+        return self._call(self._queues.GetQueueStats, request).stats
+
+    # Tasks ---------------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        queue: str,
+        payload: bytes | str = b"",
+        *,
+        name: str | None = None,
+        tag: str | None = None,
+        schedule_time: When | None = None,
+        delay: Seconds | None = None,
+        attributes: Mapping[str, str] | None = None,
+        dispatch_deadline: Seconds | None = None,
+        request_id: str | None = None,
+        view: View = None,
+        **retry: Unpack[RetrySettings],
+    ) -> task_pb2.Task:
+        """Adds a task and returns it (without its payload unless `view="full"`).
+
+        `name` (an id or full name) de-duplicates: an existing one raises TaskAlreadyExists, a
+        recently finished one TaskTombstoned. `schedule_time` (aware datetime or epoch seconds)
+        or `delay` (seconds from now) sets the ETA. Retry settings (`max_attempts`, ...)
+        override the queue's for this task. A random `request_id` is sent unless one is given,
+        so the automatic retries on UNAVAILABLE cannot add the task twice.
+        """
+        request = requests.create_task_request(
+            queue, payload, name=name, tag=tag, schedule_time=schedule_time, delay=delay, attributes=attributes,
+            dispatch_deadline=dispatch_deadline, request_id=request_id, view=view, **retry,
+        )
+        return self._call(self._tasks.CreateTask, request).task
+
+    def create_tasks(self, queue: str, tasks: Iterable[BatchItem]) -> list[task_pb2.Task | TaskqError]:
+        """Adds up to 1000 tasks in one commit; one result per item, in order: the created Task,
+        or the TaskqError (not raised) that refused that item.
+
+        Items are Task messages, CreateTaskRequests, or mappings of `create_task` keyword
+        arguments, e.g. `{"payload": b"...", "name": "t1"}`. A whole-call failure (an unknown
+        queue, too many items) is raised.
+        """
+        request = requests.batch_create_tasks_request(queue, tasks)
+        response = self._call(self._tasks.BatchCreateTasks, request)
+        return [result.task if result.HasField("task") else from_status(result.error) for result in response.results]
+
+    def get_task(self, task: str | task_pb2.Task, *, view: View = None) -> task_pb2.Task:
+        """The task (with its payload unless `view="basic"`). Raises TaskNotFound."""
+        request = task_service_pb2.GetTaskRequest(name=task_name(task), view=requests.view_value(view))
+        return self._call(self._tasks.GetTask, request).task
+
+    def list_tasks(self, queue: str, *, state: str | int | Iterable[str | int] | None = None,
+                   tag: str | None = None, filter: str | None = None, view: View = None,
+                   page_size: int | None = None) -> Iterator[task_pb2.Task]:
+        """Every task of the queue matching all the given conditions, in task id order.
+
+        `state` is one state or several ("ready", "leased", ...); `filter` is the raw filter
+        syntax of ListTasks. Payloads are left out unless `view="full"`.
+        """
+        request = requests.list_tasks_request(queue, filter=filter, state=state, tag=tag, view=view,
+                                              page_size=page_size)
+        return self._pages(self._tasks.ListTasks, request, "tasks")
+
+    def delete_task(self, task: str | task_pb2.Task, *, lease_token: str | None = None) -> None:
+        """With a lease token, acknowledges the leased task (raises LeaseLost if the lease is no
+        longer held); without, deletes the task whatever its state. A leased Task message
+        passed here carries its own token."""
+        self._call(self._tasks.DeleteTask, requests.delete_task_request(task, lease_token=lease_token))
+
+    def delete_tasks(self, queue: str, tasks: Iterable[str | task_pb2.Task | task_service_pb2.DeleteTaskRequest]
+                     ) -> list[TaskqError | None]:
+        """Deletes or acknowledges up to 1000 tasks of one queue in one commit; one result per
+        item, in order: None when done, else the TaskqError (not raised) for that item."""
+        response = self._call(self._tasks.BatchDeleteTasks, requests.batch_delete_tasks_request(queue, tasks))
+        return [None if status.code == 0 else from_status(status) for status in response.results]
+
+    def lease_tasks(self, queue: str, *, lease_duration: Seconds, max_tasks: int = 1, tag: str | None = None,
+                    oldest_tag: bool = False, wait: Seconds | None = None, view: View = None) -> list[task_pb2.Task]:
+        """Leases up to `max_tasks` ready tasks of a pull queue for `lease_duration` seconds.
+
+        `tag` leases only tasks of that tag; `oldest_tag=True` only those sharing the oldest
+        ready task's tag. `wait` (seconds, at most 60) waits for a task when none is ready.
+        Each returned Task carries its `lease_token`. Raises QueuePaused or WrongQueueType.
+        """
+        request = requests.lease_tasks_request(queue, lease_duration=lease_duration, max_tasks=max_tasks, tag=tag,
+                                               oldest_tag=oldest_tag, wait=wait, view=view)
+        # The server may hold the call for the whole wait; the deadline must outlast it.
+        extra = seconds(to_duration(wait)) if wait is not None else 0.0
+        return list(self._call(self._tasks.LeaseTasks, request, extra_time=extra).tasks)
+
+    def modify_lease(self, task: str | task_pb2.Task, *, lease_duration: Seconds,
+                     lease_token: str | None = None) -> task_pb2.Task:
+        """Sets the lease to end `lease_duration` seconds from now; 0 releases the task at once.
+        A leased Task message carries its own token. Raises LeaseLost."""
+        request = requests.modify_lease_request(task, lease_duration=lease_duration, lease_token=lease_token)
+        return self._call(self._tasks.ModifyLease, request).task
+
+    def run_task(self, task: str | task_pb2.Task) -> task_pb2.Task:
+        """Makes a scheduled or failed task ready now. Raises TaskLeased for a leased task."""
+        return self._call(self._tasks.RunTask, task_service_pb2.RunTaskRequest(name=task_name(task))).task
+
+
+__all__ = ["Client", "DEFAULT_ADDRESS"]

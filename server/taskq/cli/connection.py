@@ -1,0 +1,82 @@
+"""What every client command shares: the `--server`, `--json` and `--timeout` options,
+opening a Client, and turning a failure into one line on stderr and an exit status.
+
+Exit status: 0 done; 1 the server refused the call or could not be reached; 2 a usage error
+(argparse's own, or a value only checked after parsing, such as an unreadable payload file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+import grpc
+
+from taskq.cli import values
+from taskq.client import DEFAULT_ADDRESS, Client, TaskqError
+
+#: Environment variable naming the server when --server is not given.
+SERVER_ENV = "TASKQ_SERVER"
+#: Deadline of each call, seconds: short, so an unreachable server fails fast instead of
+#: hanging. LeaseTasks gets its --wait on top.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+class UsageError(Exception):
+    """An argument that parsed but cannot be used; reported like argparse's errors (exit 2)."""
+
+
+def common_options() -> argparse.ArgumentParser:
+    """A parent parser with the options every client command takes."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("server and output")
+    group.add_argument("--server", metavar="ADDRESS",
+                       help=f"host:port of the taskq server (default: ${SERVER_ENV}, else {DEFAULT_ADDRESS})")
+    group.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    group.add_argument("--timeout", type=values.positive_duration, default=DEFAULT_TIMEOUT_SECONDS, metavar="DURATION",
+                       help=f"give up on a call after this long (default {DEFAULT_TIMEOUT_SECONDS:g}s)")
+    return parser
+
+
+def server_address(arguments: argparse.Namespace) -> str:
+    return arguments.server or os.environ.get(SERVER_ENV) or DEFAULT_ADDRESS
+
+
+def describe(error: TaskqError, address: str, timeout: float) -> str:
+    """The one line printed for a failed call."""
+    # Without an ErrorInfo reason, the error came from the transport or the client's own
+    # deadline rather than from taskq: say what that means for the user.
+    if not error.reason and error.code is grpc.StatusCode.UNAVAILABLE:
+        return f"UNAVAILABLE: cannot reach the taskq server at {address}: {error.message}"
+    if not error.reason and error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return (f"DEADLINE_EXCEEDED: no answer from the taskq server at {address} within {timeout:g}s "
+                f"(is it reachable? --timeout waits longer)")
+    return str(error)
+
+
+Handler = Callable[[Client, argparse.Namespace], None]
+
+
+def command(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    """Wraps a handler(client, arguments) into a parser's `run`, returning the exit status."""
+
+    def run(arguments: argparse.Namespace) -> int:
+        address = server_address(arguments)
+        try:
+            with Client(address, timeout=arguments.timeout) as client:
+                handler(client, arguments)
+        except UsageError as error:
+            print(f"taskq: {error}", file=sys.stderr)
+            return 2
+        except TaskqError as error:
+            print(f"taskq: {describe(error, address, arguments.timeout)}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            # Ctrl-C during a long `task lease --wait` is a normal way to stop, not a crash.
+            print("taskq: interrupted", file=sys.stderr)
+            return 130
+        return 0
+
+    return run

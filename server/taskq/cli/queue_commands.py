@@ -1,0 +1,163 @@
+"""`taskq queue create|list|get|update|pause|resume|purge|delete|stats`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from taskq.cli import output, values
+from taskq.cli.connection import UsageError, command, common_options
+from taskq.client import Client
+from taskq.client.names import queue_name
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingOption:
+    """One command-line option for a queue setting (a `Client.create_queue` keyword)."""
+
+    flag: str
+    setting: str
+    parse: Callable[[str], Any]
+    metavar: str
+    help: str
+
+
+SETTING_OPTIONS = (
+    SettingOption("--rate", "max_dispatches_per_second", values.rate, "RATE",
+                  "push: dispatch rate, as N/s, N/m, N/h, N/d or a number per second; 'unlimited' for none"),
+    SettingOption("--burst", "max_burst_size", values.count, "N",
+                  "push: token bucket size; 0 derives it from the rate"),
+    SettingOption("--max-concurrent", "max_concurrent_dispatches", values.count, "N",
+                  "push: most tasks dispatched and unanswered at once (0: 1000)"),
+    SettingOption("--max-attempts", "max_attempts", values.count, "N",
+                  "attempts a task gets, the first included; 0 for unlimited"),
+    SettingOption("--max-retry-duration", "max_retry_duration", values.duration, "DURATION",
+                  "how long after its first attempt a task is retried (e.g. 2h); 0 for unlimited"),
+    SettingOption("--min-backoff", "min_backoff", values.duration, "DURATION", "delay before the first retry"),
+    SettingOption("--max-backoff", "max_backoff", values.duration, "DURATION", "longest delay between attempts"),
+    SettingOption("--max-doublings", "max_doublings", values.count, "N",
+                  "times the delay doubles before growing linearly"),
+    SettingOption("--dispatch-deadline", "dispatch_deadline", values.duration, "DURATION",
+                  "push: how long a worker has to answer a task (15s to 24h)"),
+    SettingOption("--dead-letter-queue", "dead_letter_queue", str, "QUEUE",
+                  "queue receiving tasks whose retries are exhausted; '' for none"),
+    SettingOption("--task-ttl", "task_ttl", values.duration, "DURATION", "how long failed tasks are kept"),
+    SettingOption("--tombstone-ttl", "tombstone_ttl", values.duration, "DURATION",
+                  "how long a finished task's name stays reserved"),
+)
+
+
+def _add_setting_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("queue settings")
+    for option in SETTING_OPTIONS:
+        # SUPPRESS leaves options not given out of the namespace, so `--rate unlimited`
+        # (None) stays distinguishable from no --rate at all.
+        group.add_argument(option.flag, dest=option.setting, type=option.parse, metavar=option.metavar,
+                           help=option.help, default=argparse.SUPPRESS)
+
+
+def _given_settings(arguments: argparse.Namespace) -> dict[str, Any]:
+    return {option.setting: getattr(arguments, option.setting)
+            for option in SETTING_OPTIONS if hasattr(arguments, option.setting)}
+
+
+def add_parser(subparsers) -> None:
+    queue = subparsers.add_parser("queue", help="create, inspect and manage queues",
+                                  description="Create, inspect and manage queues.")
+    actions = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
+    common = common_options()
+
+    def action(name: str, help: str, handler, *, takes_name: bool = True) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                                    parents=[common])
+        if takes_name:
+            parser.add_argument("queue", metavar="QUEUE", help="queue id or name (queues/ID)")
+        parser.set_defaults(run=command(handler))
+        return parser
+
+    create = action("create", "create a queue", _create)
+    create.add_argument("--type", type=values.queue_type, default="push", help="push (default) or pull")
+    _add_setting_options(create)
+    action("list", "list all queues", _list, takes_name=False)
+    action("get", "show a queue's settings", _get)
+    _add_setting_options(action("update", "change the given settings of a queue", _update))
+    action("pause", "stop a queue handing out tasks", _pause)
+    action("resume", "let a paused queue hand out tasks again", _resume)
+    action("purge", "delete every task of a queue", _purge)
+    action("delete", "delete a queue and all its tasks", _delete)
+    action("stats", "show a queue's counts and rates", _stats)
+
+
+def _show_queue(queue, arguments: argparse.Namespace) -> None:
+    if arguments.json:
+        output.print_json(queue)
+    else:
+        print(output.queue_details(queue))
+
+
+def _create(client: Client, arguments: argparse.Namespace) -> None:
+    _show_queue(client.create_queue(arguments.queue, type=arguments.type, **_given_settings(arguments)), arguments)
+
+
+def _list(client: Client, arguments: argparse.Namespace) -> None:
+    queues = list(client.list_queues())
+    if arguments.json:
+        output.print_json(queues)
+    elif queues:
+        print(output.queue_table(queues))
+    else:
+        print("no queues")
+
+
+def _get(client: Client, arguments: argparse.Namespace) -> None:
+    _show_queue(client.get_queue(arguments.queue), arguments)
+
+
+def _update(client: Client, arguments: argparse.Namespace) -> None:
+    settings = _given_settings(arguments)
+    if not settings:
+        # UpdateQueue with an empty mask resets every setting; never what "change nothing" means.
+        raise UsageError("queue update: give at least one setting to change (see taskq queue update --help)")
+    _show_queue(client.update_queue(arguments.queue, **settings), arguments)
+
+
+def _pause(client: Client, arguments: argparse.Namespace) -> None:
+    queue = client.pause_queue(arguments.queue)
+    if arguments.json:
+        output.print_json(queue)
+    else:
+        print(f"paused {queue.name}")
+
+
+def _resume(client: Client, arguments: argparse.Namespace) -> None:
+    queue = client.resume_queue(arguments.queue)
+    if arguments.json:
+        output.print_json(queue)
+    else:
+        print(f"resumed {queue.name}")
+
+
+def _purge(client: Client, arguments: argparse.Namespace) -> None:
+    response = client.purge_queue(arguments.queue)
+    if arguments.json:
+        output.print_json(response)
+    else:
+        print(f"purged {response.purged_count} tasks from {response.queue.name}")
+
+
+def _delete(client: Client, arguments: argparse.Namespace) -> None:
+    client.delete_queue(arguments.queue)
+    if arguments.json:
+        output.print_json({})
+    else:
+        print(f"deleted {queue_name(arguments.queue)}")
+
+
+def _stats(client: Client, arguments: argparse.Namespace) -> None:
+    stats = client.get_queue_stats(arguments.queue)
+    if arguments.json:
+        output.print_json(stats)
+    else:
+        print(output.stats_lines(stats))

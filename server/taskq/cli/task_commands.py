@@ -1,0 +1,149 @@
+"""`taskq task add|list|get|delete|lease|run`."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+
+from taskq.cli import output, values
+from taskq.cli.connection import UsageError, command, common_options
+from taskq.client import Client
+
+
+def add_parser(subparsers) -> None:
+    task = subparsers.add_parser("task", help="add, inspect, lease and delete tasks",
+                                 description="Add, inspect, lease and delete tasks.")
+    actions = task.add_subparsers(dest="action", required=True, metavar="ACTION")
+    common = common_options()
+
+    def action(name: str, help: str, handler) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                                    parents=[common])
+        parser.set_defaults(run=command(handler))
+        return parser
+
+    add = action("add", "add a task to a queue", _add)
+    add.add_argument("queue", metavar="QUEUE", help="queue id or name")
+    payload = add.add_mutually_exclusive_group()
+    payload.add_argument("--payload", metavar="TEXT", help="the payload, as text (UTF-8)")
+    payload.add_argument("--payload-file", metavar="PATH", help="read the payload from a file; - reads stdin")
+    add.add_argument("--name", metavar="ID", help="task id, for de-duplication (default: generated)")
+    add.add_argument("--tag", metavar="TAG", help="pull queues: the tag to lease it by")
+    when = add.add_mutually_exclusive_group()
+    when.add_argument("--delay", type=values.duration, metavar="DURATION", help="run no sooner than this from now")
+    when.add_argument("--eta", type=values.time, metavar="TIME",
+                      help="run no sooner than this ISO 8601 time (local time if it has no zone)")
+    add.add_argument("--attribute", type=values.attribute, action="append", default=[], metavar="KEY=VALUE",
+                     help="an attribute for the worker; repeat for more")
+    add.add_argument("--max-attempts", type=values.count, metavar="N",
+                     help="attempts this task gets, overriding the queue's; 0 for unlimited")
+
+    listing = action("list", "list the tasks of a queue", _list)
+    listing.add_argument("queue", metavar="QUEUE", help="queue id or name")
+    listing.add_argument("--state", type=values.states, metavar="STATE",
+                         help="only tasks in this state: scheduled, ready, leased or failed (comma-separated)")
+    listing.add_argument("--tag", metavar="TAG", help="only tasks with this tag")
+    listing.add_argument("--filter", metavar="EXPR", help='a raw filter, e.g. \'state = READY AND tag = "x"\'')
+    listing.add_argument("--full", action="store_true", help="fetch payloads too")
+    listing.add_argument("--limit", type=values.positive_count, metavar="N", help="show at most N tasks")
+
+    get = action("get", "show one task", _get)
+    get.add_argument("name", metavar="NAME", help="task name, queues/QUEUE/tasks/ID")
+    get.add_argument("--full", action="store_true", help="include the payload")
+
+    delete = action("delete", "delete a task, or acknowledge a leased one", _delete)
+    delete.add_argument("name", metavar="NAME", help="task name, queues/QUEUE/tasks/ID")
+    delete.add_argument("--lease-token", metavar="TOKEN",
+                        help="acknowledge the lease with this token (fails if the lease was lost)")
+
+    lease = action("lease", "lease tasks from a pull queue", _lease)
+    lease.add_argument("queue", metavar="QUEUE", help="queue id or name")
+    lease.add_argument("--lease", type=values.duration, default=60.0, metavar="DURATION",
+                       help="how long the leases last (default 60s)")
+    lease.add_argument("--max", type=values.positive_count, default=1, metavar="N",
+                       help="lease at most N tasks (default 1)")
+    by_tag = lease.add_mutually_exclusive_group()
+    by_tag.add_argument("--tag", metavar="TAG", help="only tasks with this tag")
+    by_tag.add_argument("--oldest-tag", action="store_true", help="only tasks with the oldest ready task's tag")
+    lease.add_argument("--wait", type=values.duration, metavar="DURATION",
+                       help="wait up to this long (at most 60s) for a task when none is ready")
+
+    run = action("run", "make a scheduled or failed task ready now", _run)
+    run.add_argument("name", metavar="NAME", help="task name, queues/QUEUE/tasks/ID")
+
+
+def _show_task(task, arguments: argparse.Namespace) -> None:
+    if arguments.json:
+        output.print_json(task)
+    else:
+        print(output.task_details(task))
+
+
+def _read_payload(arguments: argparse.Namespace) -> bytes:
+    if arguments.payload is not None:
+        return arguments.payload.encode()
+    if arguments.payload_file is None:
+        return b""
+    if arguments.payload_file == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(arguments.payload_file, "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise UsageError(f"cannot read --payload-file {arguments.payload_file}: {error.strerror}") from None
+
+
+def _add(client: Client, arguments: argparse.Namespace) -> None:
+    retry = {} if arguments.max_attempts is None else {"max_attempts": arguments.max_attempts}
+    task = client.create_task(
+        arguments.queue,
+        _read_payload(arguments),
+        name=arguments.name,
+        tag=arguments.tag,
+        delay=arguments.delay,
+        schedule_time=arguments.eta,
+        attributes=dict(arguments.attribute),
+        **retry,
+    )
+    _show_task(task, arguments)
+
+
+def _list(client: Client, arguments: argparse.Namespace) -> None:
+    tasks = client.list_tasks(arguments.queue, state=arguments.state, tag=arguments.tag, filter=arguments.filter,
+                              view="full" if arguments.full else "basic")
+    # With --limit, stop fetching pages as soon as enough tasks have arrived.
+    tasks = list(itertools.islice(tasks, arguments.limit))
+    if arguments.json:
+        output.print_json(tasks)
+    elif tasks:
+        print(output.task_table(tasks))
+    else:
+        print("no tasks")
+
+
+def _get(client: Client, arguments: argparse.Namespace) -> None:
+    _show_task(client.get_task(arguments.name, view="full" if arguments.full else "basic"), arguments)
+
+
+def _delete(client: Client, arguments: argparse.Namespace) -> None:
+    client.delete_task(arguments.name, lease_token=arguments.lease_token or "")
+    if arguments.json:
+        output.print_json({})
+    else:
+        print(f"{'acknowledged' if arguments.lease_token else 'deleted'} {arguments.name}")
+
+
+def _lease(client: Client, arguments: argparse.Namespace) -> None:
+    tasks = client.lease_tasks(arguments.queue, lease_duration=arguments.lease, max_tasks=arguments.max,
+                               tag=arguments.tag, oldest_tag=arguments.oldest_tag, wait=arguments.wait)
+    if arguments.json:
+        output.print_json(tasks)
+    elif tasks:
+        print(output.leased_tasks(tasks))
+    else:
+        print("no task was ready")
+
+
+def _run(client: Client, arguments: argparse.Namespace) -> None:
+    _show_task(client.run_task(arguments.name), arguments)
