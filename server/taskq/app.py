@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from taskq.api.engine_ref import EngineRef
 from taskq.api.queues import QueueServicer
+from taskq.api.services import add_service
 from taskq.api.stream import StreamHandler
 from taskq.api.tasks import TaskServicer
 from taskq.config import Config, ConfigError
@@ -28,7 +29,7 @@ from taskq.core.clock import Clock
 from taskq.core.engine import Engine
 from taskq.store.base import StoreError
 from taskq.store.rocksdb import RocksStore
-from taskq.v1 import queue_service_pb2, queue_service_pb2_grpc, task_service_pb2, task_service_pb2_grpc
+from taskq.v1 import queue_service_pb2, task_service_pb2
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ class TaskqServer:
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(options=_grpc_options(config))
         streams = StreamHandler(self.engine_ref, config.stream_heartbeat_seconds)
-        task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.engine_ref, streams), self._server)
-        queue_service_pb2_grpc.add_QueueServiceServicer_to_server(QueueServicer(self.engine_ref), self._server)
+        add_service(self._server, TaskServicer(self.engine_ref, streams), task_service_pb2.DESCRIPTOR.services_by_name["TaskService"])
+        add_service(self._server, QueueServicer(self.engine_ref), queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (TASK_SERVICE, QUEUE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server

@@ -92,6 +92,7 @@ def test_a_request_id_retry_after_the_task_finished_returns_its_name(fake_server
     fake_server.ack(leased)
     again = create(fake_server, "q", payload=b"x", request_id="req-2")
     assert again.name == first.name
+    assert again.state == task_pb2.TASK_STATE_UNSPECIFIED  # it has finished: no state
     assert fake_server.stats("q").tasks_count == 0
 
 

@@ -60,6 +60,10 @@ def retry_to_proto(policy: RetryPolicy, message: queue_pb2.RetryConfig) -> None:
         message.max_doublings = policy.max_doublings
 
 
+def _state_value(state) -> int:
+    return task_pb2.TASK_STATE_UNSPECIFIED if state is None else state.value
+
+
 def task_to_proto(queue_id: str, task: Task, now_us: int, view: int) -> task_pb2.Task:
     """The API view of a task; `view` is TASK_VIEW_BASIC or TASK_VIEW_FULL."""
     message = task_pb2.Task(
@@ -67,7 +71,7 @@ def task_to_proto(queue_id: str, task: Task, now_us: int, view: int) -> task_pb2
         attributes=task.attributes,
         tag=task.tag,
         schedule_time=timestamp(task.schedule_time_us),
-        state=task.state(now_us).value,
+        state=_state_value(task.state(now_us)),
         attempt_count=task.attempt_count,
         lease_token=task.lease_token,
         view=view,

@@ -16,7 +16,8 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from taskq.core.errors import DOMAIN, TaskqError
+from taskq.api.services import MalformedRequest
+from taskq.core.errors import DOMAIN, InvalidArgument, TaskqError
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,12 @@ def to_status(error: TaskqError) -> status_pb2.Status:
     return status
 
 
+def malformed(request: MalformedRequest) -> InvalidArgument:
+    return InvalidArgument(
+        f"the request is not a valid protobuf message of this method: {request.reason}", reason="MALFORMED_REQUEST"
+    )
+
+
 def internal_status(error: BaseException) -> status_pb2.Status:
     status = status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error: {type(error).__name__}")
     status.details.add().Pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=DOMAIN))
@@ -74,6 +81,8 @@ def guarded(method):
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         try:
+            if isinstance(request, MalformedRequest):
+                raise malformed(request)
             return await method(self, request, context)
         except TaskqError as error:
             await context.abort_with_status(rpc_status.to_status(to_status(error)))

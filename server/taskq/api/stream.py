@@ -19,7 +19,8 @@ from grpc_status import rpc_status
 
 from taskq.api import convert, validate
 from taskq.api.engine_ref import EngineRef
-from taskq.api.status import to_status
+from taskq.api.services import MalformedRequest
+from taskq.api.status import malformed, to_status
 from taskq.core import limits
 from taskq.core.dispatch import Delivery, Refusals, Subscriber
 from taskq.core.engine import Engine
@@ -44,6 +45,8 @@ class StreamHandler:
             first = await context.read()
             if first is grpc.aio.EOF:
                 return
+            if isinstance(first, MalformedRequest):
+                raise malformed(first)
             queue_id, max_outstanding = self._subscription(first)
             subscriber = engine.dispatchers.subscribe(queue_id, max_outstanding)
         except TaskqError as error:
@@ -121,6 +124,10 @@ class StreamHandler:
 
     async def _apply(self, engine: Engine, subscriber: Subscriber, request: task_service_pb2.StreamTasksRequest) -> None:
         refusals: list[Refusal] = []
+        if isinstance(request, MalformedRequest):
+            refusals.append(Refusal("", "", malformed(request)))
+            subscriber.outbox.put_nowait(Refusals(refusals))
+            return
         if request.HasField("subscription"):
             refusals.append(
                 Refusal("", "", InvalidArgument.field("subscription", "this stream is already subscribed",

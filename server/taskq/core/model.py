@@ -162,8 +162,13 @@ class Task:
     named: bool = False
     #: FAILED tasks: when the task is deleted (its failure time plus the queue's task_ttl).
     retain_until_us: int = 0
+    #: Never stored: set on the summary that a request_id retry returns for a task that has
+    #: finished since it was created. Such a task has no state.
+    finished: bool = False
 
-    def state(self, now_us: int) -> TaskState:
+    def state(self, now_us: int) -> TaskState | None:
+        if self.finished:
+            return None
         if self.stage is Stage.WAITING:
             return TaskState.SCHEDULED if self.schedule_time_us > now_us else TaskState.READY
         if self.stage is Stage.LEASED:

@@ -161,6 +161,7 @@ class Tasks:
                     schedule_time_us=record.schedule_time_us,
                     create_time_us=record.create_time_us,
                     tag=record.tag,
+                    finished=True,
                 )
         if item.task_id is not None:
             task_id = item.task_id

@@ -1,0 +1,51 @@
+"""Registers the servicers with the gRPC server, decoding requests without ever raising.
+
+grpcio answers a request whose bytes do not decode (garbage, a truncated field, invalid
+UTF-8 in a string) with UNKNOWN before any servicer runs. Here the decoder returns a
+`MalformedRequest` instead, and the servicers answer it with INVALID_ARGUMENT, reason
+MALFORMED_REQUEST, like any other bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from google.protobuf import descriptor, message, message_factory
+
+
+class MalformedRequest:
+    """A request that could not be decoded; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _decoder(message_class: type[message.Message]) -> Callable[[bytes], message.Message | MalformedRequest]:
+    def decode(data: bytes) -> message.Message | MalformedRequest:
+        try:
+            return message_class.FromString(data)
+        except Exception as error:  # DecodeError, and whatever else a hostile payload triggers
+            return MalformedRequest(str(error) or type(error).__name__)
+
+    return decode
+
+
+def add_service(server: grpc.aio.Server, servicer: object, service: descriptor.ServiceDescriptor) -> None:
+    """Registers every method of `service` implemented by `servicer`."""
+    handlers = {}
+    for method in service.methods:
+        behaviour = getattr(servicer, method.name)
+        decode = _decoder(message_factory.GetMessageClass(method.input_type))
+        encode = message_factory.GetMessageClass(method.output_type).SerializeToString
+        if method.client_streaming and method.server_streaming:
+            handler = grpc.stream_stream_rpc_method_handler(behaviour, request_deserializer=decode,
+                                                            response_serializer=encode)
+        elif method.client_streaming or method.server_streaming:
+            raise ValueError(f"{method.full_name}: only unary and bidirectional methods are supported")
+        else:
+            handler = grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=decode,
+                                                          response_serializer=encode)
+        handlers[method.name] = handler
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
