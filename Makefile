@@ -8,14 +8,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint proto-lint proto-breaking generate check-generated pytest clean
+.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java clean
 
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
 
 test: install check-generated proto-lint proto-breaking pytest
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed clients/node/node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,18 +27,39 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 pytest: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Each client's tests start the real server themselves, from this checkout's virtualenv.
+export TASKQ_BIN := $(abspath $(VENV)/bin/taskq)
+
+test-go: install
+	cd clients/go && go test ./...
+
+test-node: install
+	cd clients/node && npm test
+
+test-java: install
+	cd clients/java && mvn --batch-mode --quiet test
 
 proto-lint: node_modules/.installed
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
 
-# Breaking changes against main's protos (FILE rules); skipped where there is no main branch.
+# Breaking changes (FILE rules) against the API baseline: the protos as last released, kept
+# in proto/baseline/. Replace it only on purpose with `make proto-baseline`. On a branch other
+# than main, changes are also checked against main.
 proto-breaking: node_modules/.installed
-	@if git rev-parse --verify --quiet main >/dev/null; then \
-		$(BUF) breaking --against '.git#branch=main'; \
-	else echo "no main branch here: skipping buf breaking"; fi
+	$(BUF) breaking proto --against proto/baseline/taskq-v1.binpb
+	@if [ "$$(git rev-parse --abbrev-ref HEAD 2>/dev/null)" != main ] && git rev-parse --verify --quiet main >/dev/null; then \
+		$(BUF) breaking --against '.git#branch=main'; fi
+
+proto-baseline: node_modules/.installed
+	$(BUF) build proto -o proto/baseline/taskq-v1.binpb
 
 # Regenerates every committed generated file (API stubs via buf.gen.yaml, storage records).
 generate: install
@@ -47,8 +68,8 @@ generate: install
 
 # CI: generated code must be what the protos produce.
 check-generated: generate
-	@changes=$$(git status --porcelain -- clients/python/gen server/taskq/store/gen); \
+	@changes=$$(git status --porcelain -- clients/python/gen server/taskq/store/gen clients/go/gen clients/node/src/gen); \
 	if [ -n "$$changes" ]; then echo "generated code is stale; run 'make generate' and commit:"; echo "$$changes"; exit 1; fi
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) node_modules clients/node/node_modules
