@@ -15,6 +15,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from google.protobuf import duration_pb2
+
 from taskq.v1 import queue_pb2, queue_service_pb2, queue_service_pb2_grpc, task_pb2, task_service_pb2
 from taskq.v1 import task_service_pb2_grpc
 
@@ -183,3 +185,46 @@ def test_no_acknowledged_create_is_lost_when_the_server_is_killed(tmp_path, dura
         lost = acknowledged - stored
         assert not lost, f"round {round_number}: {len(lost)} acknowledged tasks lost, e.g. {sorted(lost)[:5]}"
     assert server.stop() == 0
+
+
+def test_an_idle_server_with_an_open_stream_and_waiting_lease_uses_next_to_no_cpu(tmp_path):
+    """Waking is event-driven: with a push stream subscribed, a long poll waiting and tasks
+    scheduled an hour ahead, nothing polls. Measured from /proc: CPU seconds over 3 s idle."""
+    server = ServerProcess(tmp_path / "data")
+    try:
+        queues = queue_service_pb2_grpc.QueueServiceStub(server.channel)
+        tasks = task_service_pb2_grpc.TaskServiceStub(server.channel)
+        queues.CreateQueue(queue_service_pb2.CreateQueueRequest(
+            queue=queue_pb2.Queue(name="queues/push", type=queue_pb2.QUEUE_TYPE_PUSH)))
+        queues.CreateQueue(queue_service_pb2.CreateQueueRequest(
+            queue=queue_pb2.Queue(name="queues/pull", type=queue_pb2.QUEUE_TYPE_PULL)))
+        later = task_pb2.Task()
+        later.schedule_time.FromMicroseconds(int(time.time() * 1e6) + 3600 * 1_000_000)
+        for queue in ("push", "pull"):
+            tasks.CreateTask(task_service_pb2.CreateTaskRequest(parent=f"queues/{queue}", task=later))
+        hold = threading.Event()
+
+        def requests():
+            yield task_service_pb2.StreamTasksRequest(
+                subscription=task_service_pb2.StreamSubscription(queue="queues/push"))
+            hold.wait()  # keep the stream open (a returning iterator would half-close it)
+
+        stream = tasks.StreamTasks(requests())
+        waiting = tasks.LeaseTasks.future(task_service_pb2.LeaseTasksRequest(
+            parent="queues/pull", lease_duration=duration_pb2.Duration(seconds=60), max_tasks=1,
+            wait=duration_pb2.Duration(seconds=30)))
+        time.sleep(1)  # let start-up work settle
+        before = _cpu_seconds(server.process.pid)
+        time.sleep(3)
+        used = _cpu_seconds(server.process.pid) - before
+        assert used < 0.3, f"{used:.2f} CPU seconds in 3 idle seconds"
+        waiting.cancel()
+        stream.cancel()
+        hold.set()
+    finally:
+        server.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
