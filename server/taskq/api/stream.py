@@ -135,14 +135,11 @@ class StreamHandler:
             )
         acks, nacks, extensions = [], [], []
         for index, ack in enumerate(request.acks):
-            _collect(refusals, acks, subscriber, f"acks[{index}]", ack, lambda task_id: Ack(task_id, ack.lease_token))
+            _collect(refusals, acks, subscriber, f"acks[{index}]", ack, _ack)
         for index, nack in enumerate(request.nacks):
-            _collect(refusals, nacks, subscriber, f"nacks[{index}]", nack, lambda task_id: _nack(task_id, nack, index))
+            _collect(refusals, nacks, subscriber, f"nacks[{index}]", nack, _nack)
         for index, extension in enumerate(request.lease_extensions):
-            _collect(
-                refusals, extensions, subscriber, f"lease_extensions[{index}]", extension,
-                lambda task_id: _extension(task_id, extension, index),
-            )
+            _collect(refusals, extensions, subscriber, f"lease_extensions[{index}]", extension, _extension)
         answered = [(answer.task_id, answer.lease_token) for answer in (*acks, *nacks)]
         if acks or nacks or extensions:
             try:
@@ -170,29 +167,32 @@ def _collect(refusals, answers, subscriber: Subscriber, field: str, message, bui
             raise InvalidArgument.field(f"{field}.name", "names a task of another queue than the subscription's",
                                         "WRONG_QUEUE")
         validate.lease_token(message.lease_token, f"{field}.lease_token", required=True)
-        answers.append(build(task_id))
+        answers.append(build(task_id, message, field))
     except InvalidArgument as error:
         refusals.append(Refusal(message.name, message.lease_token, error))
 
 
-def _nack(task_id: str, nack: task_service_pb2.TaskNack, index: int) -> Nack:
+def _ack(task_id: str, ack: task_service_pb2.TaskAck, field: str) -> Ack:
+    return Ack(task_id, ack.lease_token)
+
+
+def _nack(task_id: str, nack: task_service_pb2.TaskNack, field: str) -> Nack:
     retry_delay_us = None
     if nack.HasField("retry_delay"):
-        retry_delay_us = validate.duration_us(
-            nack.retry_delay, f"nacks[{index}].retry_delay", maximum_us=limits.MAX_RETRY_DELAY_US
-        )
+        retry_delay_us = validate.duration_us(nack.retry_delay, f"{field}.retry_delay",
+                                              maximum_us=limits.MAX_RETRY_DELAY_US)
     code = nack.error.code
     if not 0 <= code <= 16:
-        raise InvalidArgument.field(f"nacks[{index}].error.code", f"{code} is not a google.rpc.Code", "INVALID_ENUM_VALUE")
+        raise InvalidArgument.field(f"{field}.error.code", f"{code} is not a google.rpc.Code", "INVALID_ENUM_VALUE")
     return Nack(task_id, nack.lease_token, code, nack.error.message, retry_delay_us, nack.permanent)
 
 
-def _extension(task_id: str, extension: task_service_pb2.LeaseExtension, index: int) -> Extension:
-    field = f"lease_extensions[{index}].lease_duration"
+def _extension(task_id: str, extension: task_service_pb2.LeaseExtension, field: str) -> Extension:
     if not extension.HasField("lease_duration"):
-        raise InvalidArgument.field(field, "is required", "REQUIRED_FIELD")
+        raise InvalidArgument.field(f"{field}.lease_duration", "is required", "REQUIRED_FIELD")
     duration_us = validate.duration_us(
-        extension.lease_duration, field, minimum_us=1, maximum_us=limits.MAX_STREAM_EXTENSION_US, allow_zero=False
+        extension.lease_duration, f"{field}.lease_duration", minimum_us=1,
+        maximum_us=limits.MAX_STREAM_EXTENSION_US, allow_zero=False,
     )
     return Extension(task_id, extension.lease_token, duration_us)
 

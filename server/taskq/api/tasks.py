@@ -5,7 +5,6 @@ StreamTasks lives in api/stream.py.
 
 from __future__ import annotations
 
-import grpc
 from google.rpc import status_pb2
 
 from taskq.api import convert, validate

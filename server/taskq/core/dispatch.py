@@ -160,9 +160,10 @@ class Dispatcher:
         if len(tasks) == wanted:
             return now_us  # the limits, not the backlog, stopped us: look again at once
         oldest = self._store.oldest_waiting(queue)
-        if oldest is not None and oldest[0] > now_us:
-            return oldest[0]
-        return None
+        if oldest is None:
+            return None
+        # Due already means time moved on while the lease was being committed: look again now.
+        return max(oldest[0], now_us)
 
     async def _share(self, tasks: list[Task]) -> None:
         """Round-robin over the streams with credit, a rotating first stream for fairness."""

@@ -312,8 +312,9 @@ class Tasks:
             else:
                 next_due_us = self._oldest_with_tag(queue, tag)
             wake_us = deadline_us
-            if next_due_us is not None and next_due_us > now_us:
-                wake_us = min(wake_us, next_due_us)
+            if next_due_us is not None:
+                # A task due already became due while the lease was being committed: try again.
+                wake_us = min(wake_us, max(next_due_us, now_us))
             await self._wakeups.wait(changed, wake_us)
 
     def _oldest_with_tag(self, queue: Queue, tag: str) -> int | None:

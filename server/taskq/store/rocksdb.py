@@ -1,4 +1,5 @@
-"""The RocksDB engine (rocksdict): the only module that imports it.
+"""The RocksDB engine (rocksdict). With rocksdb_txn.py and rocksdb_scan.py, the only modules
+that import rocksdict.
 
 One transaction is one WriteBatch: the task record, its index entries and the queue's
 counters change together or not at all. Writes go to the WAL without sync; `sync` fsyncs the
@@ -12,36 +13,18 @@ compacted away in the background (`maintain`).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Iterator
 
 import rocksdict
 
-from taskq.core.model import (
-    Counters,
-    Expiry,
-    ExpiryKind,
-    LeaseEntry,
-    Queue,
-    QueueType,
-    RequestRecord,
-    Stage,
-    Task,
-)
+from taskq.core.model import Counters, Expiry, ExpiryKind, LeaseEntry, Queue, RequestRecord, Task
 from taskq.store import keys
 from taskq.store.base import StoreError, StoreLocked
-from taskq.store.records import (
-    decode_counters,
-    decode_queue,
-    decode_request,
-    decode_task,
-    encode_counters,
-    encode_queue,
-    encode_request,
-    encode_task,
-)
+from taskq.store.records import decode_counters, decode_queue, decode_request, decode_task, encode_counters
+from taskq.store.rocksdb_scan import items, keys_between
+from taskq.store.rocksdb_txn import RocksTxn, copy_counters, copy_queue
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +61,11 @@ class RocksStore:
         self._queues: dict[str, Queue] = {}
         self._by_storage_id: dict[int, Queue] = {}
         self._counters: dict[int, Counters] = {}
-        for _, value in _items(self._db, keys.QUEUE, keys.prefix_end(keys.QUEUE)):
+        for _, value in items(self._db, keys.QUEUE, keys.prefix_end(keys.QUEUE)):
             queue = decode_queue(value)
             self._queues[queue.queue_id] = queue
             self._by_storage_id[queue.storage_id] = queue
-        for key, value in _items(self._db, keys.COUNTERS, keys.prefix_end(keys.COUNTERS)):
+        for key, value in items(self._db, keys.COUNTERS, keys.prefix_end(keys.COUNTERS)):
             self._counters[int.from_bytes(key[1:5], "big")] = decode_counters(value)
         next_id = self._db.get(keys.META_NEXT_STORAGE_ID)
         self._next_storage_id = keys.read_u64(next_id) if next_id is not None else 1
@@ -114,15 +97,15 @@ class RocksStore:
 
     def queue(self, queue_id: str) -> Queue | None:
         queue = self._queues.get(queue_id)
-        return _copy_queue(queue) if queue is not None else None
+        return copy_queue(queue) if queue is not None else None
 
     def queue_by_storage_id(self, storage_id: int) -> Queue | None:
         queue = self._by_storage_id.get(storage_id)
-        return _copy_queue(queue) if queue is not None else None
+        return copy_queue(queue) if queue is not None else None
 
     def queues(self, after: str, limit: int) -> list[Queue]:
         ids = sorted(queue_id for queue_id in self._queues if queue_id > after)[:limit]
-        return [_copy_queue(self._queues[queue_id]) for queue_id in ids]
+        return [copy_queue(self._queues[queue_id]) for queue_id in ids]
 
     # Tasks --------------------------------------------------------------------------------
 
@@ -136,7 +119,7 @@ class RocksStore:
         result: list[Task] = []
         if limit <= 0:
             return result
-        for key, value in _items(self._db, start, keys.prefix_end(prefix)):
+        for key, value in items(self._db, start, keys.prefix_end(prefix)):
             result.append(decode_task(keys.task_id_of_record(key), value))
             if len(result) >= limit:
                 break
@@ -157,7 +140,7 @@ class RocksStore:
         if lower >= upper:
             return
         first = True
-        for key in _keys(self._db, lower, upper):
+        for key in keys_between(self._db, lower, upper):
             if first:
                 heads[bucket] = key
                 first = False
@@ -172,7 +155,7 @@ class RocksStore:
         bucket = keys.eta_prefix(queue.storage_id)
         lower = self._heads.get(bucket, bucket)
         end = keys.prefix_end(bucket)
-        for key, value in _items(self._db, lower, end):
+        for key, value in items(self._db, lower, end):
             self._heads[bucket] = key
             eta_us, _ = keys.parse_eta_key(key)
             return eta_us, value.decode()
@@ -184,7 +167,7 @@ class RocksStore:
             return None
         bucket = keys.eta_prefix(queue.storage_id)
         lower = max(bucket + keys.u64(counters.promoted_through_us + 1), self._heads.get(bucket, bucket))
-        for key in _keys(self._db, lower, keys.prefix_end(bucket)):
+        for key in keys_between(self._db, lower, keys.prefix_end(bucket)):
             return keys.parse_eta_key(key)[0]
         return None
 
@@ -202,7 +185,7 @@ class RocksStore:
         result = []
         if limit <= 0:
             return result
-        for key in _keys(self._db, self._heads.get(bucket, bucket), keys.prefix_end(bucket)):
+        for key in keys_between(self._db, self._heads.get(bucket, bucket), keys.prefix_end(bucket)):
             result.append(LeaseEntry(*keys.parse_lease_key(key)))
             if len(result) >= limit:
                 break
@@ -234,7 +217,7 @@ class RocksStore:
         if lower >= upper or limit <= 0:
             return []
         found = []
-        for key in _keys(self._db, lower, upper):
+        for key in keys_between(self._db, lower, upper):
             if not found:
                 self._heads[family] = key
             found.append(key)
@@ -244,7 +227,7 @@ class RocksStore:
 
     def _first_in_time_family(self, family: bytes) -> bytes | None:
         lower = self._heads.get(family, family)
-        for key in _keys(self._db, lower, keys.prefix_end(family)):
+        for key in keys_between(self._db, lower, keys.prefix_end(family)):
             self._heads[family] = key
             return key
         return None
@@ -259,7 +242,7 @@ class RocksStore:
 
     def counters(self, queue: Queue) -> Counters:
         counters = self._counters.get(queue.storage_id)
-        return _copy_counters(counters) if counters is not None else Counters()
+        return copy_counters(counters) if counters is not None else Counters()
 
     # Writes -------------------------------------------------------------------------------
 
@@ -286,7 +269,7 @@ class RocksStore:
             self._counters.pop(queue.storage_id, None)
             self._forget_heads(queue.storage_id)
         for queue in txn.put_queues:
-            stored = _copy_queue(queue)
+            stored = copy_queue(queue)
             self._queues[queue.queue_id] = stored
             self._by_storage_id[queue.storage_id] = stored
         for storage_id, counters in txn.counters.items():
@@ -351,197 +334,3 @@ class RocksStore:
             return self._db.get(key)
         except Exception as error:
             raise StoreError(f"read failed: {error}") from error
-
-
-class RocksTxn:
-    """One atomic change: a WriteBatch plus what the store's caches learn when it lands."""
-
-    def __init__(self, store: RocksStore) -> None:
-        self._store = store
-        self.batch = rocksdict.WriteBatch(raw_mode=True)
-        #: storage id -> the queue's counters as this transaction leaves them.
-        self.counters: dict[int, Counters] = {}
-        self.put_queues: list[Queue] = []
-        self.deleted_queues: list[Queue] = []
-        self.deleted_storage_ids: set[int] = set()
-        self.next_storage_id = store._next_storage_id
-        #: (added, bucket, key) of index keys put and deleted, in order, to keep the scan
-        #: heads right.
-        self.index_writes: list[tuple[bool, bytes, bytes]] = []
-
-    def _counters_of(self, storage_id: int) -> Counters:
-        counters = self.counters.get(storage_id)
-        if counters is None:
-            stored = self._store._counters.get(storage_id)
-            counters = _copy_counters(stored) if stored is not None else Counters()
-            self.counters[storage_id] = counters
-        return counters
-
-    def put_queue(self, queue: Queue) -> None:
-        if queue.storage_id == 0:
-            queue.storage_id = self.next_storage_id
-            self.next_storage_id += 1
-            self.counters[queue.storage_id] = Counters(promoted_through_us=queue.create_time_us)
-        self.batch.put(keys.queue_key(queue.queue_id), encode_queue(queue))
-        self.put_queues.append(_copy_queue(queue))
-
-    def delete_queue(self, queue: Queue) -> None:
-        self.batch.delete(keys.queue_key(queue.queue_id))
-        for family in keys.PER_QUEUE_FAMILIES:
-            start, end = keys.family_range(family, queue.storage_id)
-            self.batch.delete_range(start, end)
-        self.deleted_queues.append(queue)
-        self.deleted_storage_ids.add(queue.storage_id)
-
-    def put_task(self, queue: Queue, task: Task, previous: Task | None) -> None:
-        self.batch.put(keys.record_key(queue.storage_id, task.task_id), encode_task(task))
-        if previous is not None:
-            if _same_index_position(previous, task):
-                return
-            self._index(queue, previous, add=False)
-        self._index(queue, task, add=True)
-
-    def delete_task(self, queue: Queue, task: Task) -> None:
-        self.batch.delete(keys.record_key(queue.storage_id, task.task_id))
-        self._index(queue, task, add=False)
-
-    def _index(self, queue: Queue, task: Task, *, add: bool) -> None:
-        storage_id = queue.storage_id
-        counters = self._counters_of(storage_id)
-        step = 1 if add else -1
-        if task.stage is Stage.WAITING:
-            eta_key = keys.eta_key(storage_id, task.schedule_time_us, task.task_id)
-            self._write(eta_key[:5], eta_key, task.tag.encode(), add)
-            if queue.type is QueueType.PULL:
-                bucket = keys.tag_prefix(storage_id, task.tag)
-                self._write(bucket, bucket + eta_key[5:], b"", add)
-            if task.schedule_time_us <= counters.promoted_through_us:
-                counters.ready += step
-            else:
-                counters.scheduled += step
-        elif task.stage is Stage.LEASED:
-            key = keys.lease_key(task.lease_expire_us, storage_id, task.task_id)
-            self._write(key[:5], key, b"", add)
-            counters.leased += step
-        else:
-            key = keys.expiry_key(task.retain_until_us, ExpiryKind.FAILED_TASK, storage_id, task.task_id)
-            self._write(keys.EXPIRY, key, b"", add)
-            counters.failed += step
-
-    def _write(self, bucket: bytes, key: bytes, value: bytes, add: bool) -> None:
-        if add:
-            self.batch.put(key, value)
-        else:
-            self.batch.delete(key)
-        self.index_writes.append((add, bucket, key))
-
-    def put_tombstone(self, queue: Queue, task_id: str, expire_us: int) -> None:
-        key = keys.tombstone_key(queue.storage_id, task_id)
-        previous = self._store._get(key)
-        if previous is not None:
-            old = keys.expiry_key(keys.read_u64(previous), ExpiryKind.TOMBSTONE, queue.storage_id, task_id)
-            self._write(keys.EXPIRY, old, b"", False)
-        self.batch.put(key, keys.u64(expire_us))
-        self._write(keys.EXPIRY, keys.expiry_key(expire_us, ExpiryKind.TOMBSTONE, queue.storage_id, task_id), b"", True)
-
-    def put_request(self, queue: Queue, request_id: str, record: RequestRecord, expire_us: int) -> None:
-        key = keys.request_key(queue.storage_id, request_id)
-        previous = self._store._get(key)
-        if previous is not None:
-            _, old_expire = decode_request(previous)
-            old = keys.expiry_key(old_expire, ExpiryKind.REQUEST_ID, queue.storage_id, request_id)
-            self._write(keys.EXPIRY, old, b"", False)
-        self.batch.put(key, encode_request(record, expire_us))
-        self._write(
-            keys.EXPIRY, keys.expiry_key(expire_us, ExpiryKind.REQUEST_ID, queue.storage_id, request_id), b"", True
-        )
-
-    def delete_expiry(self, entry: Expiry) -> None:
-        self._write(
-            keys.EXPIRY, keys.expiry_key(entry.expire_us, entry.kind, entry.storage_id, entry.key), b"", False
-        )
-        if entry.kind is ExpiryKind.TOMBSTONE:
-            key = keys.tombstone_key(entry.storage_id, entry.key)
-            stored = self._store._get(key)
-            if stored is not None and keys.read_u64(stored) == entry.expire_us:
-                self.batch.delete(key)
-        elif entry.kind is ExpiryKind.REQUEST_ID:
-            key = keys.request_key(entry.storage_id, entry.key)
-            stored = self._store._get(key)
-            if stored is not None and decode_request(stored)[1] == entry.expire_us:
-                self.batch.delete(key)
-
-    def forget_lease(self, entry: LeaseEntry) -> None:
-        """Deletes a lease-index entry that names no leased task."""
-        key = keys.lease_key(entry.expire_us, entry.storage_id, entry.task_id)
-        self._write(key[:5], key, b"", False)
-
-    def promote(self, queue: Queue, until_us: int) -> int:
-        counters = self._counters_of(queue.storage_id)
-        if until_us <= counters.promoted_through_us:
-            return 0
-        bucket = keys.eta_prefix(queue.storage_id)
-        lower = max(bucket + keys.u64(counters.promoted_through_us + 1), self._store._heads.get(bucket, bucket))
-        upper = bucket + keys.u64(until_us + 1)
-        moved = 0
-        if lower < upper:
-            for _ in _keys(self._store._db, lower, upper):
-                moved += 1
-        counters.scheduled -= moved
-        counters.ready += moved
-        counters.promoted_through_us = until_us
-        return moved
-
-
-def _same_index_position(previous: Task, task: Task) -> bool:
-    if previous.stage is not task.stage:
-        return False
-    if task.stage is Stage.WAITING:
-        return previous.schedule_time_us == task.schedule_time_us and previous.tag == task.tag
-    if task.stage is Stage.LEASED:
-        return previous.lease_expire_us == task.lease_expire_us
-    return previous.retain_until_us == task.retain_until_us
-
-
-def _bounded(upper: bytes) -> rocksdict.ReadOptions:
-    """Read options for a forward scan ending before `upper`; the caller seeks to its start.
-
-    Only the upper bound is set: in rocksdict 0.3.29 `set_iterate_lower_bound` sets the
-    *upper* bound (seek_to_first ignores it, a seek past it finds nothing). Seeking to the
-    start explicitly gives a forward scan what a lower bound would. The upper bound matters:
-    it stops RocksDB from skipping through tombstones beyond the range.
-
-    The options must outlive every iterator made with them: rocksdict's iterator points into
-    them, and a scan whose options were garbage-collected mid-way ended early at random.
-    """
-    options = rocksdict.ReadOptions()
-    options.set_iterate_upper_bound(upper)
-    return options
-
-
-def _items(db: rocksdict.Rdict, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) pairs with start <= key < end, in key order."""
-    options = _bounded(end)  # held by this frame for the iterator's whole life
-    iterator = db.iter(options)
-    iterator.seek(start)
-    while iterator.valid():
-        yield iterator.key(), iterator.value()
-        iterator.next()
-
-
-def _keys(db: rocksdict.Rdict, start: bytes, end: bytes) -> Iterator[bytes]:
-    """Keys with start <= key < end, in key order."""
-    options = _bounded(end)
-    iterator = db.iter(options)
-    iterator.seek(start)
-    while iterator.valid():
-        yield iterator.key()
-        iterator.next()
-
-
-def _copy_queue(queue: Queue) -> Queue:
-    return dataclasses.replace(queue, retry=dataclasses.replace(queue.retry))
-
-
-def _copy_counters(counters: Counters) -> Counters:
-    return dataclasses.replace(counters)
