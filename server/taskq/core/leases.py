@@ -49,7 +49,7 @@ def check(task: Task | None, task_name: str, token: str, now_us: int) -> Task:
     if task.stage is not Stage.LEASED:
         raise LeaseLost(task_name, "the task is not leased (its lease expired or was released)")
     if not secrets.compare_digest(task.lease_token, token):
-        raise LeaseLost(task_name, "the token does not name the task's current lease (it was leased again)")
+        raise LeaseLost(task_name, "the token does not name the task's current lease")
     if task.lease_expire_us <= now_us:
         raise LeaseLost(task_name, "the lease expired")
     return task
