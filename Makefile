@@ -13,7 +13,7 @@ BUF := node_modules/.bin/buf
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
 
-test: install check-generated proto-lint proto-breaking pytest
+test: install check-generated proto-lint proto-breaking pytest test-node
 
 install: $(VENV)/.installed node_modules/.installed clients/node/node_modules/.installed
 
