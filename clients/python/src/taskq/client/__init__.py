@@ -2,11 +2,17 @@
 
     from taskq.client import Client, QueueNotFound
 
-`Client` has one method per unary RPC; errors are `TaskqError` subclasses, one per gRPC code
-and per common reason. `taskq.client.requests` builds request messages and
-`taskq.client.channel` configures channels, for other transports to reuse.
+`Client` has one method per unary RPC, `AsyncClient` the same for asyncio; both coalesce
+`create_task` calls made close together into batches (`BatchSettings`). Errors are
+`TaskqError` subclasses, one per gRPC code and per common reason. `Worker` runs a handler for
+each task of a push queue, `PullWorker` for each task of a pull queue; a handler raises
+`Retry` or `PermanentError` to say how its task failed. `taskq.client.requests` builds
+request messages and `taskq.client.channel` configures channels, for other transports to
+reuse.
 """
 
+from taskq.client.async_client import AsyncClient
+from taskq.client.batching import BatchSettings
 from taskq.client.client import DEFAULT_ADDRESS, Client
 from taskq.client.errors import (
     Aborted,
@@ -37,9 +43,13 @@ from taskq.client.errors import (
     from_rpc_error,
     from_status,
 )
+from taskq.client.failures import PermanentError, Retry
+from taskq.client.pull import PullWorker
+from taskq.client.worker import Worker
 
 __all__ = [
-    "Client", "DEFAULT_ADDRESS",
+    "Client", "AsyncClient", "BatchSettings", "DEFAULT_ADDRESS",
+    "Worker", "PullWorker", "PermanentError", "Retry",
     "TaskqError", "FieldViolation", "from_rpc_error", "from_status",
     "InvalidArgument", "NotFound", "AlreadyExists", "FailedPrecondition", "ResourceExhausted", "Unavailable",
     "DeadlineExceeded", "Cancelled", "Aborted", "Internal", "Unimplemented", "PermissionDenied",

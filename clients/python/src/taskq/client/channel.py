@@ -1,8 +1,7 @@
 """gRPC channels to a taskq server: retries, keepalive and message-size limits.
 
 `channel_options()` is the single list of settings; `create_channel` applies it to a sync
-channel, and an asyncio channel takes the same list:
-`grpc.aio.insecure_channel(address, options=channel_options())`.
+channel and `create_aio_channel` to an asyncio one.
 
 Retries come from gRPC's own retry support, configured by a service config: calls that fail
 with UNAVAILABLE (server unreachable, starting, or draining for shutdown) are retried with
@@ -37,6 +36,12 @@ RETRY_MAX_ATTEMPTS = 5
 RETRY_INITIAL_BACKOFF = "0.2s"
 RETRY_MAX_BACKOFF = "5s"
 RETRY_BACKOFF_MULTIPLIER = 2
+
+#: Reconnection backoff of a channel whose server went away, ms: gRPC starts at 1 s and grows
+#: to 120 s by default, made for fleets of servers; with one taskq server that would leave a
+#: worker idle for minutes after a restart of a few seconds.
+RECONNECT_INITIAL_BACKOFF_MS = 250
+RECONNECT_MAX_BACKOFF_MS = 5_000
 
 #: Requests up to this size are kept for a possible retry, bytes. gRPC's default (256 KiB)
 #: would leave a create of a large task (up to 1 MiB by default) without retries.
@@ -87,6 +92,8 @@ def channel_options(extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, An
         "grpc.per_rpc_retry_buffer_size": RETRY_BUFFER_BYTES,
         "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
         "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+        "grpc.initial_reconnect_backoff_ms": RECONNECT_INITIAL_BACKOFF_MS,
+        "grpc.max_reconnect_backoff_ms": RECONNECT_MAX_BACKOFF_MS,
         "grpc.keepalive_time_ms": KEEPALIVE_TIME_MS,
         "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
         # Pings only while calls are active: an idle client has nothing to keep alive.
@@ -114,4 +121,20 @@ def create_channel(
     return grpc.secure_channel(address, credentials, options=merged)
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "channel_options", "create_channel", "service_config", "unary_methods"]
+def create_aio_channel(
+    address: str,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+    interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
+) -> grpc.aio.Channel:
+    """An asyncio channel to `address` with the taskq settings; TLS if `credentials`."""
+    merged = channel_options(options)
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=merged, interceptors=interceptors)
+    return grpc.aio.secure_channel(address, credentials, options=merged, interceptors=interceptors)
+
+
+__all__ = [
+    "MAX_MESSAGE_BYTES", "channel_options", "create_aio_channel", "create_channel", "service_config", "unary_methods",
+]

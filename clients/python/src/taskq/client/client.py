@@ -3,7 +3,8 @@
 Each method builds its request with `taskq.client.requests`, calls the generated stub with
 the client's deadline, and returns the generated message (a Queue, a Task, ...). A failed
 call raises a `TaskqError` subclass (see `taskq.client.errors`); list methods are generators
-that follow page tokens to the end.
+that follow page tokens to the end. `create_task` calls made close together, from several
+threads, share one BatchCreateTasks call per queue (see `taskq.client.batching`).
 
     with Client("127.0.0.1:50051") as client:
         client.create_queue("work", type="pull")
@@ -20,6 +21,7 @@ from typing import Any, TypeVar, Unpack
 import grpc
 
 from taskq.client import requests
+from taskq.client.batching import DEFAULT_BATCHING, BatchSettings, ThreadBatcher, create_outcomes, request_size
 from taskq.client.channel import create_channel
 from taskq.client.errors import TaskqError, from_rpc_error, from_status
 from taskq.client.names import queue_name, task_name
@@ -50,6 +52,9 @@ class Client:
         credentials: TLS channel credentials; None for a plain-text connection.
         channel: an existing channel to use instead of opening one (it is not closed by
             `close()`); `address` and `credentials` are then ignored.
+        batching: how `create_task` calls made close together (from several threads) are
+            coalesced into one BatchCreateTasks per queue; `BatchSettings(max_delay=0)` or None
+            sends each create on its own.
     """
 
     def __init__(
@@ -59,16 +64,35 @@ class Client:
         timeout: float | None = 30,
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.Channel | None = None,
+        batching: BatchSettings | None = DEFAULT_BATCHING,
     ) -> None:
         self.address = address
         self.timeout = timeout
+        #: TLS credentials, kept so that a Worker given this client can open its own channel.
+        self.credentials = credentials
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else create_channel(address, credentials=credentials)
         self._tasks = task_service_pb2_grpc.TaskServiceStub(self._channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
+        self._batcher: ThreadBatcher[task_service_pb2.CreateTaskRequest, task_pb2.Task] | None = None
+        if batching is not None and batching.enabled:
+            self._batcher = ThreadBatcher(self._send_creates, batching, size=request_size, name="taskq-create")
+
+    @property
+    def owns_channel(self) -> bool:
+        """Whether this client opened its channel from `address` (rather than being given one)."""
+        return self._owns_channel
+
+    def flush(self) -> None:
+        """Sends the creates waiting to be batched now, and waits for their answers."""
+        if self._batcher is not None:
+            self._batcher.flush()
 
     def close(self) -> None:
-        """Closes the channel if this client opened it; calls in progress are cancelled."""
+        """Sends the creates waiting to be batched, then closes the channel if this client
+        opened it; other calls in progress are cancelled."""
+        if self._batcher is not None:
+            self._batcher.close()
         if self._owns_channel:
             self._channel.close()
 
@@ -158,6 +182,7 @@ class Client:
         dispatch_deadline: Seconds | None = None,
         request_id: str | None = None,
         view: View = None,
+        batch: bool = True,
         **retry: Unpack[RetrySettings],
     ) -> task_pb2.Task:
         """Adds a task and returns it (without its payload unless `view="full"`).
@@ -167,12 +192,23 @@ class Client:
         or `delay` (seconds from now) sets the ETA. Retry settings (`max_attempts`, ...)
         override the queue's for this task. A random `request_id` is sent unless one is given,
         so the automatic retries on UNAVAILABLE cannot add the task twice.
+
+        Calls made close together (from several threads) share one BatchCreateTasks call (see
+        `batching`); each still returns its own task or raises its own error, exactly as an
+        unbatched call would. `batch=False` sends this one create on its own, at once.
         """
         request = requests.create_task_request(
             queue, payload, name=name, tag=tag, schedule_time=schedule_time, delay=delay, attributes=attributes,
             dispatch_deadline=dispatch_deadline, request_id=request_id, view=view, **retry,
         )
+        if batch and self._batcher is not None:
+            return self._batcher.submit(request.parent, request).result()
         return self._call(self._tasks.CreateTask, request).task
+
+    def _send_creates(self, parent: str, items: list[task_service_pb2.CreateTaskRequest]) -> list[Any]:
+        """The batcher's call: one BatchCreateTasks; a per-item error is returned, not raised."""
+        request = task_service_pb2.BatchCreateTasksRequest(parent=parent, requests=items)
+        return create_outcomes(self._call(self._tasks.BatchCreateTasks, request))
 
     def create_tasks(self, queue: str, tasks: Iterable[BatchItem]) -> list[task_pb2.Task | TaskqError]:
         """Adds up to 1000 tasks in one commit; one result per item, in order: the created Task,
