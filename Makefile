@@ -8,12 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java clean
+.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl clean
 
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
 
-test: install check-generated proto-lint proto-breaking pytest test-node
+test: install check-generated proto-lint proto-breaking pytest test-go test-node test-grpcurl
 
 install: $(VENV)/.installed node_modules/.installed clients/node/node_modules/.installed
 
@@ -42,6 +42,11 @@ test-go: install
 
 test-node: install
 	cd clients/node && npm test
+
+# grpcurl 1.9.3 (installed into .tools/bin from the Go module proxy) against a fresh server,
+# through reflection: list, describe, unary calls and a StreamTasks stream.
+test-grpcurl: $(VENV)/.installed
+	bash tests/grpcurl/check.sh
 
 test-java: install
 	cd clients/java && mvn --batch-mode --quiet test

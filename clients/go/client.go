@@ -1,0 +1,221 @@
+package taskq
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	taskqv1 "github.com/taskq/taskq/clients/go/gen/taskq/v1"
+)
+
+// DefaultAddress is where `taskq serve` listens by default.
+const DefaultAddress = "127.0.0.1:50051"
+
+const (
+	// maxMessageBytes is the largest message sent or received: the server's default limit.
+	maxMessageBytes = 32 << 20
+
+	// keepaliveTime is how long a connection with calls in progress may stay silent before
+	// the client pings. The server accepts pings every 10 s without data and answers faster
+	// ones with GOAWAY "too_many_pings", so this stays well above.
+	keepaliveTime = 30 * time.Second
+	// keepaliveTimeout is how long to wait for a ping's answer before the connection is
+	// considered dead.
+	keepaliveTimeout = 10 * time.Second
+
+	// retryBufferBytes is how much of a call's request is kept for a retry. gRPC's default
+	// (256 KiB) would leave creates of large tasks (up to 1 MiB) without retries.
+	retryBufferBytes = 4 << 20
+)
+
+// Client is a connection to one taskq server. It is safe for concurrent use; make one per
+// process and share it.
+type Client struct {
+	conn   grpc.ClientConnInterface
+	closer interface{ Close() error } // the connection, when Dial opened it
+	tasks  taskqv1.TaskServiceClient
+	queues taskqv1.QueueServiceClient
+
+	// creates coalesces CreateTask calls; nil when batching is off.
+	creates *batcher[*taskqv1.CreateTaskRequest, *taskqv1.Task]
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// An Option configures a Client.
+type Option func(*clientSettings)
+
+type clientSettings struct {
+	credentials credentials.TransportCredentials
+	dialOptions []grpc.DialOption
+	batching    *BatchSettings // nil: off
+}
+
+// WithTransportCredentials connects with TLS (or other) credentials instead of plain text.
+// Only [Dial] uses it.
+func WithTransportCredentials(creds credentials.TransportCredentials) Option {
+	return func(s *clientSettings) { s.credentials = creds }
+}
+
+// WithDialOptions adds gRPC dial options (interceptors, per-RPC credentials, a custom
+// resolver, ...) after the client's own, so they can override them. Only [Dial] uses it.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(s *clientSettings) { s.dialOptions = append(s.dialOptions, opts...) }
+}
+
+// WithBatching sets how CreateTask calls made close together are coalesced into
+// BatchCreateTasks calls. Batching is on by default with the zero BatchSettings (2 ms,
+// at most 500 tasks per call).
+func WithBatching(settings BatchSettings) Option {
+	return func(s *clientSettings) { s.batching = &settings }
+}
+
+// WithoutBatching sends each CreateTask call on its own, at once.
+func WithoutBatching() Option {
+	return func(s *clientSettings) { s.batching = nil }
+}
+
+// Dial returns a client for the server at address (host:port). It does not wait for the
+// connection: gRPC connects in the background, and the first calls wait for it (failing
+// with UNAVAILABLE, after retries, if the server cannot be reached). ctx is only checked,
+// not kept. Close the client when done.
+func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s := settingsOf(opts)
+	creds := s.credentials
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	dialOptions := append(DialOptions(), grpc.WithTransportCredentials(creds))
+	dialOptions = append(dialOptions, s.dialOptions...)
+	conn, err := grpc.NewClient(address, dialOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("taskq: dial %s: %w", address, err)
+	}
+	conn.Connect()
+	c := newClient(conn, s)
+	c.closer = conn
+	return c, nil
+}
+
+// NewClient returns a client that uses an existing connection, which [Client.Close] leaves
+// open. Build it with [DialOptions] to get the client's retry and keepalive settings. Of the
+// options, only batching applies.
+func NewClient(conn grpc.ClientConnInterface, opts ...Option) *Client {
+	return newClient(conn, settingsOf(opts))
+}
+
+func settingsOf(opts []Option) *clientSettings {
+	s := &clientSettings{batching: &BatchSettings{}}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
+
+func newClient(conn grpc.ClientConnInterface, s *clientSettings) *Client {
+	c := &Client{
+		conn:   conn,
+		tasks:  taskqv1.NewTaskServiceClient(conn),
+		queues: taskqv1.NewQueueServiceClient(conn),
+	}
+	if s.batching != nil {
+		c.creates = newBatcher(s.batching.withDefaults(), c.sendCreates, createSize)
+	}
+	return c
+}
+
+// DialOptions are the gRPC dial options a taskq connection needs, without credentials: a
+// service config retrying UNAVAILABLE with exponential backoff on every unary method (not on
+// StreamTasks, whose retry would silently restart a subscription), keepalive pings within
+// the server's policy, and the server's message-size limit.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithDefaultServiceConfig(serviceConfig()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:    keepaliveTime,
+			Timeout: keepaliveTimeout,
+			// An idle connection has nothing to keep alive; pinging it would only count
+			// against the server's ping policy.
+			PermitWithoutStream: false,
+		}),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(maxMessageBytes),
+			grpc.MaxCallSendMsgSize(maxMessageBytes),
+			grpc.MaxRetryRPCBufferSize(retryBufferBytes),
+		),
+		grpc.WithUserAgent("taskq-go"),
+	}
+}
+
+// serviceConfig is the gRPC service config (JSON) of a taskq connection.
+func serviceConfig() string {
+	type methodName struct {
+		Service string `json:"service"`
+		Method  string `json:"method"`
+	}
+	var names []methodName
+	for _, desc := range []*grpc.ServiceDesc{&taskqv1.TaskService_ServiceDesc, &taskqv1.QueueService_ServiceDesc} {
+		for _, method := range desc.Methods { // unary methods only; streams are in desc.Streams
+			names = append(names, methodName{desc.ServiceName, method.MethodName})
+		}
+	}
+	config := map[string]any{
+		"methodConfig": []any{map[string]any{
+			"name": names,
+			"retryPolicy": map[string]any{
+				// At most 5 attempts in all (gRPC's cap), waiting a random time up to
+				// 0.2 s, 0.4 s, 0.8 s, 1.6 s between them.
+				"maxAttempts":          5,
+				"initialBackoff":       "0.2s",
+				"maxBackoff":           "5s",
+				"backoffMultiplier":    2,
+				"retryableStatusCodes": []string{"UNAVAILABLE"},
+			},
+		}},
+		// Stops retrying when most calls fail (a server down for good) instead of
+		// multiplying the load on a struggling one (gRFC A6 retry throttling).
+		"retryThrottling": map[string]any{"maxTokens": 10, "tokenRatio": 0.1},
+	}
+	encoded, err := json.Marshal(config)
+	if err != nil {
+		panic(err) // a constant structure: cannot happen
+	}
+	return string(encoded)
+}
+
+// Close sends the creates still waiting to be batched and waits for their answers, then
+// closes the connection if [Dial] opened it. Calls made after Close fail.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		if c.creates != nil {
+			c.creates.close()
+		}
+		if c.closer != nil {
+			c.closeErr = c.closer.Close()
+		}
+	})
+	return c.closeErr
+}
+
+// Conn is the client's connection, for calls to other services on the same server (health,
+// reflection).
+func (c *Client) Conn() grpc.ClientConnInterface { return c.conn }
+
+// TaskService is the generated TaskService stub on the client's connection, for what the
+// client's methods do not cover. Its errors are plain gRPC status errors; [FromError]
+// converts them.
+func (c *Client) TaskService() taskqv1.TaskServiceClient { return c.tasks }
+
+// QueueService is the generated QueueService stub on the client's connection.
+func (c *Client) QueueService() taskqv1.QueueServiceClient { return c.queues }
