@@ -38,7 +38,7 @@ pytest: install
 export TASKQ_BIN := $(abspath $(VENV)/bin/taskq)
 
 test-go: install
-	cd clients/go && go test ./...
+	cd clients/go && go test -count=1 ./...
 
 test-node: install
 	cd clients/node && npm test

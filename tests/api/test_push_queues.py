@@ -398,3 +398,25 @@ def test_tasks_in_flight_at_a_restart_are_all_delivered_again(fake_server, strea
     delivered = again.tasks(20)
     assert {t.name for t in held} <= {t.name for t in delivered}
     assert len({t.name for t in delivered}) == 20
+
+
+def test_a_stopping_server_ends_streams_with_shutting_down_after_releasing_their_tasks(tmp_path):
+    from harness import ServerHarness
+
+    harness = ServerHarness(str(tmp_path / "data"))
+    try:
+        harness.create_queue("push", PUSH)
+        fill(harness, "push", 3)
+        stream = Stream(harness.channel, "push")
+        held = stream.tasks(3)
+        harness.run(harness.server.stop(grace=5))
+        assert stream.ended.wait(10)
+        assert stream.error.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_reason(stream.error) == "SHUTTING_DOWN"
+        harness.server = None
+        harness.start()
+        assert harness.stats("push").leased_count == 0
+        assert all(harness.get_task(t.name).attempt_count == 1 for t in held)
+        assert all(harness.get_task(t.name).state == task_pb2.TASK_STATE_READY for t in held)
+    finally:
+        harness.close()

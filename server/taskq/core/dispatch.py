@@ -19,7 +19,7 @@ import dataclasses
 import logging
 
 from taskq.core.clock import Clock
-from taskq.core.errors import QueueNotFound, TaskqError
+from taskq.core.errors import QueueNotFound, ShuttingDown, TaskqError
 from taskq.core.model import US_PER_SECOND, QueueState, Task
 from taskq.core.push import PushTasks, Refusal
 from taskq.core.ratelimit import TokenBucket
@@ -206,7 +206,9 @@ class Dispatchers:
         self._dispatchers: dict[str, Dispatcher] = {}
 
     def subscribe(self, queue_id: str, max_outstanding: int) -> Subscriber:
-        """A new stream on a push queue (QueueNotFound, WrongQueueType)."""
+        """A new stream on a push queue (QueueNotFound, WrongQueueType, ShuttingDown)."""
+        if self._wakeups.closed:
+            raise ShuttingDown()
         self._push.push_queue(queue_id)
         subscriber = Subscriber(queue_id, max_outstanding)
         dispatcher = self._dispatchers.get(queue_id)
@@ -242,10 +244,11 @@ class Dispatchers:
         return len(dispatcher.subscribers) if dispatcher else 0
 
     async def close(self) -> None:
-        """Ends every stream (the handlers release their tasks) and stops the dispatchers."""
+        """Ends every stream with UNAVAILABLE / SHUTTING_DOWN (so workers know to reconnect
+        elsewhere or later; the handlers release their tasks first) and stops the dispatchers."""
         for dispatcher in self._dispatchers.values():
             for subscriber in list(dispatcher.subscribers):
-                subscriber.end()
+                subscriber.end(ShuttingDown())
         self._wakeups.close()
         for dispatcher in list(self._dispatchers.values()):
             await dispatcher.join()
