@@ -13,7 +13,7 @@ BUF := node_modules/.bin/buf
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
 
-test: install check-generated proto-lint proto-breaking pytest test-go test-node test-grpcurl
+test: install check-generated proto-lint proto-breaking pytest test-go test-node test-java test-grpcurl
 
 install: $(VENV)/.installed node_modules/.installed clients/node/node_modules/.installed
 
@@ -37,7 +37,7 @@ pytest: install
 # Each client's tests start the real server themselves, from this checkout's virtualenv.
 export TASKQ_BIN := $(abspath $(VENV)/bin/taskq)
 
-test-go: install
+test-go: $(VENV)/.installed
 	cd clients/go && go test -count=1 ./...
 
 test-node: install
@@ -48,7 +48,7 @@ test-node: install
 test-grpcurl: $(VENV)/.installed
 	bash tests/grpcurl/check.sh
 
-test-java: install
+test-java: $(VENV)/.installed
 	cd clients/java && mvn --batch-mode --quiet test
 
 proto-lint: node_modules/.installed

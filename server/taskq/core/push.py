@@ -14,7 +14,7 @@ from taskq.core import attempts, leases
 from taskq.core.activity import Activity
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock
-from taskq.core.errors import Code, QueueNotFound, TaskqError, WrongQueueType
+from taskq.core.errors import Code, LeaseLost, QueueNotFound, TaskqError, WrongQueueType
 from taskq.core.limits import MAX_ERROR_MESSAGE_BYTES, ServerLimits
 from taskq.core.model import Queue, QueueState, QueueType, Task, content_size
 from taskq.core.states import Event, TaskState, transition
@@ -178,7 +178,7 @@ class PushTasks:
         store does not show this transaction's own writes, so `seen` remembers them."""
         name = task_name(queue.queue_id, task_id)
         if task_id in seen:
-            raise leases.check(None, name, token, now_us)
+            raise LeaseLost(name, "an earlier answer in the same message already answered the task")
         task = leases.check(self._store.task(queue, task_id), name, token, now_us)
         seen.add(task_id)
         return task

@@ -1152,7 +1152,9 @@ func (x *RunTaskResponse) GetTask() *Task {
 
 // A message from a worker on a `StreamTasks` stream. The first message must
 // hold a `subscription` and nothing else; later messages hold answers, any
-// number of each kind.
+// number of each kind. The answers of one message are applied together, acks
+// first, then nacks, then lease extensions; a second answer for a task
+// already answered in the same message is refused.
 type StreamTasksRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The queue to receive tasks from. Only in the first message.

@@ -610,7 +610,9 @@ export const RunTaskResponseSchema: GenMessage<RunTaskResponse> = /*@__PURE__*/
 /**
  * A message from a worker on a `StreamTasks` stream. The first message must
  * hold a `subscription` and nothing else; later messages hold answers, any
- * number of each kind.
+ * number of each kind. The answers of one message are applied together, acks
+ * first, then nacks, then lease extensions; a second answer for a task
+ * already answered in the same message is refused.
  *
  * @generated from message taskq.v1.StreamTasksRequest
  */
