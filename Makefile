@@ -8,12 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl clean
+.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang clean
 
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
 
-test: install check-generated proto-lint proto-breaking pytest test-go test-node test-java test-grpcurl
+test: install check-generated proto-lint proto-breaking pytest test-go test-node test-java test-grpcurl test-crosslang
 
 install: $(VENV)/.installed node_modules/.installed clients/node/node_modules/.installed
 
@@ -47,6 +47,11 @@ test-node: install
 # through reflection: list, describe, unary calls and a StreamTasks stream.
 test-grpcurl: $(VENV)/.installed
 	bash tests/grpcurl/check.sh
+
+# A task created in Go, leased from TypeScript, acknowledged from Java (needs the Node and
+# Java builds, which test-node and test-java make).
+test-crosslang: $(VENV)/.installed clients/node/node_modules/.installed
+	bash tests/crosslang/check.sh
 
 test-java: $(VENV)/.installed
 	cd clients/java && mvn --batch-mode --quiet test
