@@ -8,12 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang clean
+.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang bench bench-quick clean
 
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
 
-test: install check-generated proto-lint proto-breaking pytest test-go test-node test-java test-grpcurl test-crosslang
+test: install check-generated proto-lint proto-breaking pytest test-go test-node test-java test-grpcurl test-crosslang bench-quick
 
 install: $(VENV)/.installed node_modules/.installed clients/node/node_modules/.installed
 
@@ -80,6 +80,19 @@ generate: install
 check-generated: generate
 	@changes=$$(git status --porcelain -- clients/python/gen server/taskq/store/gen clients/go/gen clients/node/src/gen); \
 	if [ -n "$$changes" ]; then echo "generated code is stale; run 'make generate' and commit:"; echo "$$changes"; exit 1; fi
+
+# Benchmarks against beanstalkd and NATS JetStream (bench/README.md). The peers come from
+# Debian's packages (installed with apt-get when missing); their Python clients from the bench extra.
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m bench $(BENCH_ARGS)
+
+# Every scenario and peer at tiny scale (under 2 minutes): keeps the harness working; asserts no speed.
+bench-quick: $(VENV)/.bench-installed
+	$(PY) -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules clients/node/node_modules
