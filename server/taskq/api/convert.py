@@ -7,7 +7,6 @@ from what the core returned.
 from __future__ import annotations
 
 from google.protobuf import duration_pb2, timestamp_pb2
-from google.rpc import status_pb2
 
 from taskq.core.model import US_PER_SECOND, Queue, RetryPolicy, Task
 from taskq.core.queues import QueueStats
@@ -64,20 +63,28 @@ def _state_value(state) -> int:
     return task_pb2.TASK_STATE_UNSPECIFIED if state is None else state.value
 
 
+def _set_time(field: timestamp_pb2.Timestamp, time_us: int) -> None:
+    # Setting the fields in place is about twice as fast as building a Timestamp and copying it.
+    seconds, micros = divmod(time_us, US_PER_SECOND)
+    field.seconds = seconds
+    field.nanos = micros * _NANOS_PER_US
+
+
 def task_to_proto(queue_id: str, task: Task, now_us: int, view: int) -> task_pb2.Task:
     """The API view of a task; `view` is TASK_VIEW_BASIC or TASK_VIEW_FULL."""
     message = task_pb2.Task(
         name=f"queues/{queue_id}/tasks/{task.task_id}",
-        attributes=task.attributes,
         tag=task.tag,
-        schedule_time=timestamp(task.schedule_time_us),
         state=_state_value(task.state(now_us)),
         attempt_count=task.attempt_count,
         lease_token=task.lease_token,
         view=view,
     )
+    if task.attributes:
+        message.attributes.update(task.attributes)
+    _set_time(message.schedule_time, task.schedule_time_us)
     if task.create_time_us:
-        message.create_time.CopyFrom(timestamp(task.create_time_us))
+        _set_time(message.create_time, task.create_time_us)
     if view == task_pb2.TASK_VIEW_FULL:
         message.payload = task.payload
     if task.retry is not None and not task.retry.is_empty():
@@ -85,17 +92,18 @@ def task_to_proto(queue_id: str, task: Task, now_us: int, view: int) -> task_pb2
     if task.dispatch_deadline_us:
         message.dispatch_deadline.CopyFrom(duration(task.dispatch_deadline_us))
     if task.first_attempt_time_us:
-        message.first_attempt_time.CopyFrom(timestamp(task.first_attempt_time_us))
+        _set_time(message.first_attempt_time, task.first_attempt_time_us)
     attempt = task.last_attempt
     if attempt is not None:
         last = message.last_attempt
-        last.dispatch_time.CopyFrom(timestamp(attempt.dispatch_time_us))
+        _set_time(last.dispatch_time, attempt.dispatch_time_us)
         if attempt.response_time_us:
-            last.response_time.CopyFrom(timestamp(attempt.response_time_us))
+            _set_time(last.response_time, attempt.response_time_us)
         if attempt.error_code:
-            last.error.CopyFrom(status_pb2.Status(code=attempt.error_code, message=attempt.error_message))
+            last.error.code = attempt.error_code
+            last.error.message = attempt.error_message
     if task.lease_expire_us:
-        message.lease_expire_time.CopyFrom(timestamp(task.lease_expire_us))
+        _set_time(message.lease_expire_time, task.lease_expire_us)
     return message
 
 

@@ -9,9 +9,8 @@ queue or stays in this one as FAILED for task_ttl.
 
 from __future__ import annotations
 
-import secrets
-
 from taskq.core.errors import Code
+from taskq.core.identifiers import new_task_id
 from taskq.core.model import Attempt, Queue, QueueType, Stage, Task, TaskState
 from taskq.core.retry import backoff_us, effective_policy, exhausted
 from taskq.core.states import Event, transition
@@ -89,7 +88,7 @@ def _move_to_dead_letter(
     store = committed.store
     task_id = task.task_id
     if store.task(dead_letter, task_id) is not None or (store.tombstone(dead_letter, task_id) or 0) > now_us:
-        task_id = secrets.token_hex(16)
+        task_id = new_task_id()
     attributes = dict(task.attributes)
     attributes[ORIGINAL_QUEUE_ATTRIBUTE] = queue.name
     attributes[ORIGINAL_TASK_ATTRIBUTE] = f"{queue.name}/tasks/{task.task_id}"

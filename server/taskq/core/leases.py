@@ -11,13 +11,9 @@ from __future__ import annotations
 import secrets
 
 from taskq.core.errors import LeaseLost
+from taskq.core.identifiers import new_lease_token
 from taskq.core.model import Attempt, Stage, Task, TaskState
 from taskq.core.states import Event, transition
-
-
-def new_token() -> str:
-    """An unguessable token naming one lease (96 random bits)."""
-    return secrets.token_urlsafe(12)
 
 
 def grant(task: Task, now_us: int, duration_us: int) -> Task:
@@ -29,7 +25,7 @@ def grant(task: Task, now_us: int, duration_us: int) -> Task:
     if not leased.first_attempt_time_us:
         leased.first_attempt_time_us = now_us
     leased.last_attempt = Attempt(dispatch_time_us=now_us)
-    leased.lease_token = new_token()
+    leased.lease_token = new_lease_token()
     leased.lease_expire_us = now_us + duration_us
     return leased
 

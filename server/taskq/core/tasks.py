@@ -8,7 +8,6 @@ Field formats were checked by the API layer; what needs the store or the clock i
 from __future__ import annotations
 
 import dataclasses
-import secrets
 
 from taskq.core import attempts, leases
 from taskq.core.activity import Activity
@@ -27,6 +26,7 @@ from taskq.core.errors import (
     WrongQueueType,
 )
 from taskq.core.filter import TaskFilter
+from taskq.core.identifiers import new_task_id
 from taskq.core.limits import LIST_SCAN_BUDGET, MIN_REQUEST_ID_TTL_US, ServerLimits
 from taskq.core.model import (
     Queue,
@@ -68,11 +68,6 @@ class DeleteRequest:
 
 def task_name(queue_id: str, task_id: str) -> str:
     return f"queues/{queue_id}/tasks/{task_id}"
-
-
-def generate_task_id() -> str:
-    """A unique, non-sequential id (128 random bits)."""
-    return secrets.token_hex(16)
 
 
 class Tasks:
@@ -172,7 +167,7 @@ class Tasks:
             if reserved_until is not None and reserved_until > now_us:
                 raise TaskTombstoned(name, format_us(reserved_until))
         else:
-            task_id = generate_task_id()
+            task_id = new_task_id()
         schedule_us = now_us if item.schedule_time_us is None else max(item.schedule_time_us, now_us)
         if schedule_us - now_us > self._limits.max_schedule_ahead_us:
             raise InvalidArgument.field(

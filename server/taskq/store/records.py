@@ -75,29 +75,26 @@ def decode_task(task_id: str, data: bytes) -> Task:
     last_attempt = None
     if record.HasField("last_attempt"):
         last = record.last_attempt
-        last_attempt = Attempt(
-            dispatch_time_us=last.dispatch_time_us,
-            response_time_us=last.response_time_us,
-            error_code=last.error_code,
-            error_message=last.error_message,
-        )
+        last_attempt = Attempt(last.dispatch_time_us, last.response_time_us, last.error_code, last.error_message)
+    attributes = record.attributes
+    # Positional, in Task's field order: this runs for every task leased or acknowledged.
     return Task(
-        task_id=task_id,
-        schedule_time_us=record.schedule_time_us,
-        create_time_us=record.create_time_us,
-        payload=record.payload,
-        attributes=dict(record.attributes),
-        tag=record.tag,
-        stage=_STAGES[record.stage],
-        attempt_count=record.attempt_count,
-        first_attempt_time_us=record.first_attempt_time_us,
-        last_attempt=last_attempt,
-        lease_token=record.lease_token,
-        lease_expire_us=record.lease_expire_us,
-        retry=decode_retry(record.retry) if record.HasField("retry") else None,
-        dispatch_deadline_us=record.dispatch_deadline_us,
-        named=record.named,
-        retain_until_us=record.retain_until_us,
+        task_id,
+        record.schedule_time_us,
+        record.create_time_us,
+        record.payload,
+        dict(attributes) if attributes else {},
+        record.tag,
+        _STAGES[record.stage],
+        record.attempt_count,
+        record.first_attempt_time_us,
+        last_attempt,
+        record.lease_token,
+        record.lease_expire_us,
+        decode_retry(record.retry) if record.HasField("retry") else None,
+        record.dispatch_deadline_us,
+        record.named,
+        record.retain_until_us,
     )
 
 
