@@ -96,10 +96,12 @@ def test_a_request_id_retry_after_the_task_finished_returns_its_name(fake_server
     assert fake_server.stats("q").tasks_count == 0
 
 
-def test_request_ids_are_forgotten_after_their_ttl(fake_server, clock):
-    fake_server.create_queue("q", tombstone_ttl=duration_pb2.Duration(seconds=0))
+def test_request_ids_are_remembered_for_an_hour_and_forgotten_within_two(fake_server, clock):
+    fake_server.create_queue("q")
     first = create(fake_server, "q", payload=b"x", request_id="req-3")
-    clock.advance(3601)  # request ids are kept for at least an hour
+    clock.advance(3599)
+    assert create(fake_server, "q", payload=b"x", request_id="req-3").name == first.name
+    clock.advance(3602)
     fake_server.janitor()
     assert create(fake_server, "q", payload=b"x", request_id="req-3").name != first.name
 

@@ -173,6 +173,10 @@ def assert_counters_match_tasks(store: Store, queue: Queue) -> None:
     assert store.counters(queue) == recount(store, queue)
 
 
+#: Request records below are made at time 7 and looked up at REQUEST_NOW, in the same hour.
+REQUEST_NOW = 8
+
+
 def request_record(task_id: str) -> RequestRecord:
     return RequestRecord(task_id=task_id, tag="", schedule_time_us=7, create_time_us=7)
 
@@ -282,7 +286,7 @@ def test_a_recreated_queue_gets_a_new_storage_id_and_nothing_of_the_old_one(stor
         lambda txn: txn.put_task(old, as_failed(waiting_task("c", 5), 60), None),
         lambda txn: txn.put_task(old, waiting_task("d", 500), None),
         lambda txn: txn.put_tombstone(old, "gone", 70),
-        lambda txn: txn.put_request(old, "req", request_record("a"), 80),
+        lambda txn: txn.put_request(old, "req", request_record("a")),
     )
     commit(store, lambda txn: txn.promote(old, 10))
     assert store.counters(old).ready == 1
@@ -303,7 +307,7 @@ def test_a_recreated_queue_gets_a_new_storage_id_and_nothing_of_the_old_one(stor
     assert store.oldest_waiting(fresh) is None
     assert store.first_scheduled(fresh) is None
     assert store.tombstone(fresh, "gone") is None
-    assert store.request(fresh, "req") is None
+    assert store.request(fresh, "req", REQUEST_NOW) is None
     assert store.counters(fresh) == Counters(promoted_through_us=100)
 
 
@@ -433,7 +437,7 @@ def test_a_transactions_writes_are_invisible_until_it_is_applied(store):
     txn.put_task(queue, waiting_task("w", 5, tag="x"), None)
     txn.put_task(queue, as_leased(waiting_task("l", 5), 50), None)
     txn.put_tombstone(queue, "name", 70)
-    txn.put_request(queue, "req", request_record("w"), 80)
+    txn.put_request(queue, "req", request_record("w"))
 
     def assert_nothing_visible() -> None:
         assert store.queue("fresh") is None and store.queue_by_storage_id(fresh.storage_id) is None
@@ -443,7 +447,7 @@ def test_a_transactions_writes_are_invisible_until_it_is_applied(store):
         assert store.oldest_waiting(queue) is None and store.first_scheduled(queue) is None
         assert store.expired_leases(FOREVER, ALL) == [] and store.next_lease_expiry() is None
         assert store.expiries(FOREVER, ALL) == [] and store.next_expiry() is None
-        assert store.tombstone(queue, "name") is None and store.request(queue, "req") is None
+        assert store.tombstone(queue, "name") is None and store.request(queue, "req", REQUEST_NOW) is None
         assert store.counters(queue) == Counters()
 
     assert_nothing_visible()
@@ -453,7 +457,7 @@ def test_a_transactions_writes_are_invisible_until_it_is_applied(store):
     assert waiting_ids(store, queue, tag="x") == ["w"]
     assert store.next_lease_expiry() == 50
     assert store.tombstone(queue, "name") == 70
-    assert store.request(queue, "req") == (request_record("w"), 80)
+    assert store.request(queue, "req", REQUEST_NOW) == request_record("w")
     assert store.counters(queue) == Counters(ready=1, leased=1, promoted_through_us=10)
 
 
@@ -783,28 +787,53 @@ def test_a_tombstone_reserves_a_name_until_its_expiry(store):
     assert store.next_expiry() == 70
 
 
-def test_a_request_id_remembers_what_it_made_until_its_expiry(store):
+HOUR_US = 3_600_000_000
+
+
+def test_a_request_id_is_remembered_for_at_least_an_hour_and_at_most_two(store):
     queue = create_queue(store, "q")
-    assert store.request(queue, "req") is None
-    record = RequestRecord(task_id="t", tag="x", schedule_time_us=5, create_time_us=4)
-    commit(store, lambda txn: txn.put_request(queue, "req", record, 80))
-    assert store.request(queue, "req") == (record, 80)
-    assert store.expiries(FOREVER, ALL) == [Expiry(80, ExpiryKind.REQUEST_ID, queue.storage_id, "req")]
+    made_us = 10 * HOUR_US + 5  # early in an hour: the longest it can be remembered
+    record = RequestRecord(task_id="t", tag="x", schedule_time_us=made_us + 9, create_time_us=made_us)
+    assert store.request(queue, "req", made_us) is None
+    commit(store, lambda txn: txn.put_request(queue, "req", record))
+    assert store.request(queue, "req", made_us) == record
+    assert store.request(queue, "req", made_us + HOUR_US) == record
+    assert store.request(queue, "req", 12 * HOUR_US) is None
+    assert store.expiries(FOREVER, ALL) == []  # no per-id expiry entry to process
 
 
-def test_the_expiry_index_holds_tombstones_failed_tasks_and_request_ids_earliest_first(store):
+def test_forgetting_request_ids_removes_those_of_past_hours_only(store):
+    queue, other = create_queue(store, "q"), create_queue(store, "other")
+    old = RequestRecord(task_id="old", tag="", schedule_time_us=HOUR_US, create_time_us=HOUR_US)
+    recent = RequestRecord(task_id="new", tag="", schedule_time_us=3 * HOUR_US, create_time_us=3 * HOUR_US)
+    commit(
+        store,
+        lambda txn: txn.put_request(queue, "old", old),
+        lambda txn: txn.put_request(queue, "new", recent),
+        lambda txn: txn.put_request(other, "old", old),
+    )
+    now_us = 3 * HOUR_US + 1
+    commit(store, lambda txn: txn.forget_requests(queue, now_us))
+    commit(store, lambda txn: txn.forget_requests(queue, now_us))  # a repeat changes nothing
+    assert store.request(queue, "new", now_us) == recent
+    # Seen with a clock from its own hour: forgetting removed it, not just the window.
+    assert store.request(queue, "old", HOUR_US) is None
+    assert store.request(other, "old", HOUR_US) == old
+
+
+def test_the_expiry_index_holds_tombstones_and_failed_tasks_earliest_first(store):
     first, second = create_queue(store, "first"), create_queue(store, "second")
     commit(
         store,
         lambda txn: txn.put_tombstone(first, "t", 40),
-        lambda txn: txn.put_request(second, "r", request_record("x"), 10),
+        lambda txn: txn.put_tombstone(second, "r", 10),
         lambda txn: txn.put_task(first, as_failed(waiting_task("f", 1), 30), None),
         lambda txn: txn.put_task(second, as_failed(waiting_task("g", 1), 20), None),
         lambda txn: txn.put_task(second, as_leased(waiting_task("l", 1), 5), None),
     )
     one, two = first.storage_id, second.storage_id
     every = [
-        Expiry(10, ExpiryKind.REQUEST_ID, two, "r"),
+        Expiry(10, ExpiryKind.TOMBSTONE, two, "r"),
         Expiry(20, ExpiryKind.FAILED_TASK, two, "g"),
         Expiry(30, ExpiryKind.FAILED_TASK, one, "f"),
         Expiry(40, ExpiryKind.TOMBSTONE, one, "t"),
@@ -824,7 +853,6 @@ def test_entries_due_at_one_time_are_ordered_by_kind_then_queue_then_key(store):
         lambda txn: txn.put_tombstone(second, "b", 10),
         lambda txn: txn.put_tombstone(first, "b", 10),
         lambda txn: txn.put_tombstone(first, "a", 10),
-        lambda txn: txn.put_request(first, "a", request_record("a"), 10),
         lambda txn: txn.put_task(first, as_failed(waiting_task("a", 1), 10), None),
     )
     assert first.storage_id < second.storage_id
@@ -833,7 +861,6 @@ def test_entries_due_at_one_time_are_ordered_by_kind_then_queue_then_key(store):
         (ExpiryKind.TOMBSTONE, first.storage_id, "b"),
         (ExpiryKind.TOMBSTONE, second.storage_id, "b"),
         (ExpiryKind.FAILED_TASK, first.storage_id, "a"),
-        (ExpiryKind.REQUEST_ID, first.storage_id, "a"),
     ]
 
 
@@ -861,12 +888,11 @@ def test_renewing_a_tombstone_with_its_own_expiry_keeps_its_entry(store):
     assert store.expiries(FOREVER, ALL) == [entry]
 
 
-def test_replacing_a_request_record_leaves_one_expiry_entry(store):
+def test_replacing_a_request_record_keeps_the_latest(store):
     queue = create_queue(store, "q")
-    commit(store, lambda txn: txn.put_request(queue, "req", request_record("a"), 70))
-    commit(store, lambda txn: txn.put_request(queue, "req", request_record("b"), 90))
-    assert store.request(queue, "req") == (request_record("b"), 90)
-    assert store.expiries(FOREVER, ALL) == [Expiry(90, ExpiryKind.REQUEST_ID, queue.storage_id, "req")]
+    commit(store, lambda txn: txn.put_request(queue, "req", request_record("a")))
+    commit(store, lambda txn: txn.put_request(queue, "req", request_record("b")))
+    assert store.request(queue, "req", REQUEST_NOW) == request_record("b")
 
 
 def test_delete_expiry_removes_the_tombstone_it_guards(store):
@@ -891,37 +917,17 @@ def test_delete_expiry_keeps_a_tombstone_renewed_since(store):
     assert store.expiries(FOREVER, ALL) == [Expiry(90, ExpiryKind.TOMBSTONE, queue.storage_id, "name")]
 
 
-def test_delete_expiry_removes_the_request_id_it_guards(store):
-    queue = create_queue(store, "q")
-    commit(store, lambda txn: txn.put_request(queue, "req", request_record("a"), 70))
-    (entry,) = store.expiries(FOREVER, ALL)
-    commit(store, lambda txn: txn.delete_expiry(entry))
-    assert store.request(queue, "req") is None
-    assert store.expiries(FOREVER, ALL) == []
-    assert store.next_expiry() is None
-
-
-def test_delete_expiry_keeps_a_request_id_renewed_since(store):
-    queue = create_queue(store, "q")
-    commit(store, lambda txn: txn.put_request(queue, "req", request_record("a"), 70))
-    (stale,) = store.expiries(FOREVER, ALL)
-    commit(store, lambda txn: txn.put_request(queue, "req", request_record("b"), 90))
-    commit(store, lambda txn: txn.delete_expiry(stale))
-    assert store.request(queue, "req") == (request_record("b"), 90)
-    assert store.expiries(FOREVER, ALL) == [Expiry(90, ExpiryKind.REQUEST_ID, queue.storage_id, "req")]
-
-
 def test_a_tombstone_and_a_request_id_with_one_key_are_separate(store):
     queue = create_queue(store, "q")
     commit(
         store,
         lambda txn: txn.put_tombstone(queue, "k", 70),
-        lambda txn: txn.put_request(queue, "k", request_record("k"), 70),
+        lambda txn: txn.put_request(queue, "k", request_record("k")),
     )
     tombstone_entry = Expiry(70, ExpiryKind.TOMBSTONE, queue.storage_id, "k")
     commit(store, lambda txn: txn.delete_expiry(tombstone_entry))
     assert store.tombstone(queue, "k") is None
-    assert store.request(queue, "k") == (request_record("k"), 70)
+    assert store.request(queue, "k", REQUEST_NOW) == request_record("k")
 
 
 def test_a_failed_tasks_expiry_entry_follows_the_task(store):
@@ -952,25 +958,19 @@ def test_a_deleted_queues_failed_tasks_leave_expiry_entries_until_deleted(store)
     assert store.next_expiry() == 40
 
 
-def test_a_deleted_queues_tombstones_and_request_ids_leave_expiry_entries_until_deleted(store):
+def test_a_deleted_queues_tombstones_leave_expiry_entries_until_deleted(store):
     doomed = create_queue(store, "doomed")
     commit(
         store,
         lambda txn: txn.put_tombstone(doomed, "t", 10),
-        lambda txn: txn.put_request(doomed, "r", request_record("r"), 20),
+        lambda txn: txn.put_request(doomed, "r", request_record("r")),
     )
     commit(store, lambda txn: txn.delete_queue(doomed))
     entries = store.expiries(FOREVER, ALL)
-    assert entries == [
-        Expiry(10, ExpiryKind.TOMBSTONE, doomed.storage_id, "t"),
-        Expiry(20, ExpiryKind.REQUEST_ID, doomed.storage_id, "r"),
-    ]
+    assert entries == [Expiry(10, ExpiryKind.TOMBSTONE, doomed.storage_id, "t")]
+    assert store.request(doomed, "r", REQUEST_NOW) is None
     commit(store, *[lambda txn, entry=entry: txn.delete_expiry(entry) for entry in entries])
     assert store.expiries(FOREVER, ALL) == [] and store.next_expiry() is None
-
-
-# Counters ---------------------------------------------------------------------------------
-
 
 def test_an_unknown_queue_has_zero_counters(store):
     assert store.counters(new_queue("never-stored")) == Counters()
@@ -1110,7 +1110,7 @@ def test_delete_queue_removes_everything_of_that_queue_and_nothing_of_others(sto
             lambda txn, q=queue: txn.put_task(q, as_leased(waiting_task("l", 5), 50 + q.storage_id), None),
             lambda txn, q=queue: txn.put_task(q, as_failed(waiting_task("f", 5), 60 + q.storage_id), None),
             lambda txn, q=queue: txn.put_tombstone(q, "gone", 70 + q.storage_id),
-            lambda txn, q=queue: txn.put_request(q, "req", request_record("w"), 80 + q.storage_id),
+            lambda txn, q=queue: txn.put_request(q, "req", request_record("w")),
         )
         commit(store, lambda txn, q=queue: txn.promote(q, 10))
     kept_before = {
@@ -1119,7 +1119,7 @@ def test_delete_queue_removes_everything_of_that_queue_and_nothing_of_others(sto
         "tagged": waiting_ids(store, kept, tag="x"),
         "counters": store.counters(kept),
         "tombstone": store.tombstone(kept, "gone"),
-        "request": store.request(kept, "req"),
+        "request": store.request(kept, "req", REQUEST_NOW),
         "oldest": store.oldest_waiting(kept),
         "first": store.first_scheduled(kept),
     }
@@ -1134,7 +1134,7 @@ def test_delete_queue_removes_everything_of_that_queue_and_nothing_of_others(sto
     assert store.oldest_waiting(doomed) is None
     assert store.first_scheduled(doomed) is None
     assert store.tombstone(doomed, "gone") is None
-    assert store.request(doomed, "req") is None
+    assert store.request(doomed, "req", REQUEST_NOW) is None
     assert store.counters(doomed) == Counters()
     assert {
         "tasks": store.tasks(kept, "", ALL),
@@ -1142,7 +1142,7 @@ def test_delete_queue_removes_everything_of_that_queue_and_nothing_of_others(sto
         "tagged": waiting_ids(store, kept, tag="x"),
         "counters": store.counters(kept),
         "tombstone": store.tombstone(kept, "gone"),
-        "request": store.request(kept, "req"),
+        "request": store.request(kept, "req", REQUEST_NOW),
         "oldest": store.oldest_waiting(kept),
         "first": store.first_scheduled(kept),
     } == kept_before
@@ -1153,7 +1153,6 @@ def test_delete_queue_removes_everything_of_that_queue_and_nothing_of_others(sto
     assert [e for e in store.expiries(FOREVER, ALL) if e.storage_id == kept.storage_id] == [
         Expiry(60 + kept.storage_id, ExpiryKind.FAILED_TASK, kept.storage_id, "f"),
         Expiry(70 + kept.storage_id, ExpiryKind.TOMBSTONE, kept.storage_id, "gone"),
-        Expiry(80 + kept.storage_id, ExpiryKind.REQUEST_ID, kept.storage_id, "req"),
     ]
 
 
@@ -1340,7 +1339,7 @@ def snapshot(store: Store, names: list[str]) -> dict:
             "first": store.first_scheduled(queue),
             "counters": store.counters(queue),
             "tombstones": {name: store.tombstone(queue, name) for name in names},
-            "requests": {name: store.request(queue, name) for name in names},
+            "requests": {name: store.request(queue, name, REQUEST_NOW) for name in names},
         }
     seen["leases"] = store.expired_leases(FOREVER, ALL)
     seen["next_lease"] = store.next_lease_expiry()
@@ -1363,7 +1362,7 @@ def test_everything_survives_closing_and_reopening(rocks_path):
             lambda txn, q=queue: txn.put_task(q, as_leased(waiting_task("l", 3), 40 + q.storage_id), None),
             lambda txn, q=queue: txn.put_task(q, as_failed(waiting_task("f", 3), 60 + q.storage_id), None),
             lambda txn, q=queue: txn.put_tombstone(q, "gone", 70 + q.storage_id),
-            lambda txn, q=queue: txn.put_request(q, "req", request_record("w1"), 80 + q.storage_id),
+            lambda txn, q=queue: txn.put_request(q, "req", request_record("w1")),
         )
     commit(store, lambda txn: txn.promote(pull, 30))
     commit(store, lambda txn: txn.delete_queue(doomed))

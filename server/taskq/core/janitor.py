@@ -1,6 +1,6 @@
 """The janitor: removes what has outlived its time, and keeps the ready/scheduled counts true.
 
-- Name tombstones and request ids past their TTL are deleted.
+- Name tombstones past their TTL are deleted; request ids older than their hour window too.
 - FAILED tasks past their queue's task_ttl are deleted.
 - Waiting tasks whose schedule time has passed are counted as ready (Txn.promote), so
   GetQueueStats reads exact counters without scanning.
@@ -24,6 +24,9 @@ from taskq.store.commit import CommitLoop, Committed
 
 log = logging.getLogger(__name__)
 
+#: The janitor runs at least this often, to forget request ids of past hours.
+REQUEST_SWEEP_US = 3_600_000_000
+
 
 class Janitor(BackgroundLoop):
     #: Expiry entries handled per durable commit.
@@ -40,9 +43,9 @@ class Janitor(BackgroundLoop):
         handled = 0
         if (self._store.next_expiry() or now_us + 1) <= now_us:
             handled = await self._commits.run(self._expire)
-        due = [q for q in self._store.queues("", 2**31) if (self._store.first_scheduled(q) or now_us + 1) <= now_us]
-        if due:
-            await self._commits.run(lambda committed: self._promote(committed, [q.queue_id for q in due]))
+        queues = self._store.queues("", 2**31)
+        due = [q.queue_id for q in queues if (self._store.first_scheduled(q) or now_us + 1) <= now_us]
+        await self._commits.run(lambda committed: self._promote_and_forget(committed, due))
         await asyncio.to_thread(self._store.maintain)
         return handled
 
@@ -66,17 +69,18 @@ class Janitor(BackgroundLoop):
             committed.txn.delete_expiry(entry)
         return len(entries)
 
-    def _promote(self, committed: Committed, queue_ids: list[str]) -> None:
+    def _promote_and_forget(self, committed: Committed, due: list[str]) -> None:
         now_us = self._clock.now_us()
-        for queue_id in queue_ids:
-            queue = self._store.queue(queue_id)
-            if queue is not None:
+        for queue in self._store.queues("", 2**31):
+            if queue.queue_id in due:
                 committed.txn.promote(queue, now_us)
+            committed.txn.forget_requests(queue, now_us)
 
     def next_wakeup_us(self, handled: int) -> int | None:
         if handled >= self.BATCH:
             return self._clock.now_us()
         candidates = [self._store.next_expiry()]
         candidates += [self._store.first_scheduled(q) for q in self._store.queues("", 2**31)]
-        known = [c for c in candidates if c is not None]
-        return min(known) if known else None
+        # At least hourly, so that request ids older than their window are deleted.
+        known = [c for c in candidates if c is not None] + [self._clock.now_us() + REQUEST_SWEEP_US]
+        return min(known)

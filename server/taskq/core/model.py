@@ -207,7 +207,7 @@ class Counters:
         return self.scheduled + self.ready + self.leased + self.failed
 
 
-@dataclasses.dataclass(slots=True, frozen=True)
+@dataclasses.dataclass(slots=True)
 class RequestRecord:
     """What a create with a request_id left behind, to answer its retries."""
 
@@ -222,7 +222,6 @@ class ExpiryKind(enum.IntEnum):
 
     TOMBSTONE = 1
     FAILED_TASK = 2
-    REQUEST_ID = 3
 
 
 @dataclasses.dataclass(slots=True, frozen=True)

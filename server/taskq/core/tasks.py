@@ -27,7 +27,7 @@ from taskq.core.errors import (
 )
 from taskq.core.filter import TaskFilter
 from taskq.core.identifiers import new_task_id
-from taskq.core.limits import LIST_SCAN_BUDGET, MIN_REQUEST_ID_TTL_US, ServerLimits
+from taskq.core.limits import LIST_SCAN_BUDGET, ServerLimits
 from taskq.core.model import (
     Queue,
     QueueState,
@@ -145,9 +145,8 @@ class Tasks:
         if item.request_id:
             if item.request_id in requests:
                 return requests[item.request_id]
-            remembered = store.request(queue, item.request_id)
-            if remembered is not None and remembered[1] > now_us:
-                record = remembered[0]
+            record = store.request(queue, item.request_id, now_us)
+            if record is not None:
                 existing = store.task(queue, record.task_id)
                 if existing is not None:
                     return existing
@@ -192,9 +191,8 @@ class Tasks:
         names.add(task_id)
         if item.request_id:
             requests[item.request_id] = task
-            ttl = max(queue.tombstone_ttl_us, MIN_REQUEST_ID_TTL_US)
             record = RequestRecord(task_id, task.tag, task.schedule_time_us, task.create_time_us)
-            committed.txn.put_request(queue, item.request_id, record, now_us + ttl)
+            committed.txn.put_request(queue, item.request_id, record)
         return task
 
     # Inspect ------------------------------------------------------------------------------

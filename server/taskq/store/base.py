@@ -56,14 +56,17 @@ class Txn(Protocol):
         """Reserves a finished task's name until `expire_us` (replacing an older reservation)."""
         ...
 
-    def put_request(self, queue: Queue, request_id: str, record: RequestRecord, expire_us: int) -> None:
-        """Remembers what a create with `request_id` made, until `expire_us`."""
+    def put_request(self, queue: Queue, request_id: str, record: RequestRecord) -> None:
+        """Remembers what a create with `request_id` made (at record.create_time_us)."""
+        ...
+
+    def forget_requests(self, queue: Queue, now_us: int) -> None:
+        """Forgets request ids that `request` no longer returns at `now_us` (cheap to repeat)."""
         ...
 
     def delete_expiry(self, entry: Expiry) -> None:
-        """Removes an expiry-index entry and, when it still names the stored item with the same
-        expiry, the tombstone or request id it guards. (FAILED tasks are removed with
-        delete_task.)"""
+        """Removes an expiry-index entry and, when it still names the stored tombstone with the
+        same expiry, that tombstone. (FAILED tasks are removed with delete_task.)"""
         ...
 
     def forget_lease(self, entry: LeaseEntry) -> None:
@@ -147,8 +150,10 @@ class Store(Protocol):
         """Until when the name is reserved, or None (expired reservations may still show)."""
         ...
 
-    def request(self, queue: Queue, request_id: str) -> tuple[RequestRecord, int] | None:
-        """What a create with this request id made, and until when that is remembered."""
+    def request(self, queue: Queue, request_id: str, now_us: int) -> RequestRecord | None:
+        """What a create with this request id made, if it was made at most an hour before
+        `now_us` (older ones may be returned until forget_requests removes them, up to two
+        hours after)."""
         ...
 
     def counters(self, queue: Queue) -> Counters:

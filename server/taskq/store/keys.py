@@ -12,10 +12,11 @@ its families' sid ranges, and a re-created queue of the same name gets a new sid
     E sid eta_us(8) task_id                  -> tag (UTF-8)         waiting tasks by schedule time
     G sid len(tag)(2) tag eta_us(8) task_id  -> empty               pull queues: waiting by tag
     N sid task_id                            -> expire_us(8)        name tombstones
-    I sid request_id                         -> RequestRecord       create idempotency keys
+    I sid hour(4) request_id                 -> RequestRecord       create idempotency keys, by
+                                                                    the hour of the create
     X sid expire_us(8) task_id               -> empty               leased tasks by lease expiry
     Y expire_us(8) kind(1) sid key           -> empty               expiries (tombstones, FAILED
-                                                                    tasks, request ids), all queues
+                                                                    tasks), all queues
 
 Values are records.proto messages unless stated. Task ids, queue ids and request ids are
 ASCII without NUL, and always last in a key or length-prefixed, so keys never collide.
@@ -140,8 +141,21 @@ def tombstone_key(storage_id: int, task_id: str) -> bytes:
     return TOMBSTONE + sid(storage_id) + task_id.encode()
 
 
-def request_key(storage_id: int, request_id: str) -> bytes:
-    return REQUEST + sid(storage_id) + request_id.encode()
+#: Request ids are kept in hour buckets: a lookup reads the current and the previous hour, and
+#: whole older hours are range-deleted, so no expiry entry is written or processed per id.
+REQUEST_BUCKET_US = 3_600_000_000
+
+
+def request_bucket(time_us: int) -> int:
+    return time_us // REQUEST_BUCKET_US
+
+
+def request_key(storage_id: int, bucket: int, request_id: str) -> bytes:
+    return REQUEST + sid(storage_id) + _U32.pack(bucket) + request_id.encode()
+
+
+def request_bucket_prefix(storage_id: int, bucket: int) -> bytes:
+    return REQUEST + sid(storage_id) + _U32.pack(bucket)
 
 
 def lease_prefix(storage_id: int) -> bytes:

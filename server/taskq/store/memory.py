@@ -23,6 +23,11 @@ from taskq.core.model import (
 )
 
 
+#: Request ids are remembered by the hour they were made in (independently of the RocksDB
+#: engine's constant, which the conformance suite checks against).
+REQUEST_HOUR_US = 3_600_000_000
+
+
 def _copy_task(task: Task) -> Task:
     copy = dataclasses.replace(task, attributes=dict(task.attributes))
     if task.last_attempt is not None:
@@ -43,6 +48,7 @@ class MemoryStore:
         self.queues_by_id: dict[str, Queue] = {}
         self.tasks_by_key: dict[tuple[int, str], Task] = {}
         self.tombstones: dict[tuple[int, str], int] = {}
+        #: (storage id, request id) -> (record, the hour it was made in).
         self.requests: dict[tuple[int, str], tuple[RequestRecord, int]] = {}
         self.counters_by_id: dict[int, Counters] = {}
         #: Expiry entries as (expire_us, kind, storage_id, key).
@@ -130,8 +136,11 @@ class MemoryStore:
     def tombstone(self, queue: Queue, task_id: str) -> int | None:
         return self.tombstones.get((queue.storage_id, task_id))
 
-    def request(self, queue: Queue, request_id: str) -> tuple[RequestRecord, int] | None:
-        return self.requests.get((queue.storage_id, request_id))
+    def request(self, queue: Queue, request_id: str, now_us: int) -> RequestRecord | None:
+        found = self.requests.get((queue.storage_id, request_id))
+        if found is None or found[1] < now_us // REQUEST_HOUR_US - 1:
+            return None
+        return found[0]
 
     def counters(self, queue: Queue) -> Counters:
         counters = self.counters_by_id.get(queue.storage_id)
@@ -248,18 +257,20 @@ class MemoryTxn:
 
         self.operations.append(put)
 
-    def put_request(self, queue: Queue, request_id: str, record: RequestRecord, expire_us: int) -> None:
+    def put_request(self, queue: Queue, request_id: str, record: RequestRecord) -> None:
         store = self._store
-        key = (queue.storage_id, request_id)
+        hour = record.create_time_us // REQUEST_HOUR_US
+        self.operations.append(lambda: store.requests.__setitem__((queue.storage_id, request_id), (record, hour)))
 
-        def put() -> None:
-            old = store.requests.get(key)
-            if old is not None:
-                store.expiry_entries.discard((old[1], ExpiryKind.REQUEST_ID.value, *key))
-            store.requests[key] = (record, expire_us)
-            store.expiry_entries.add((expire_us, ExpiryKind.REQUEST_ID.value, *key))
+    def forget_requests(self, queue: Queue, now_us: int) -> None:
+        store = self._store
+        keep_from = now_us // REQUEST_HOUR_US - 1
 
-        self.operations.append(put)
+        def forget() -> None:
+            for key in [k for k, (_, hour) in store.requests.items() if k[0] == queue.storage_id and hour < keep_from]:
+                del store.requests[key]
+
+        self.operations.append(forget)
 
     def delete_expiry(self, entry: Expiry) -> None:
         store = self._store
@@ -269,10 +280,6 @@ class MemoryTxn:
             store.expiry_entries.discard((entry.expire_us, entry.kind.value, *key))
             if entry.kind is ExpiryKind.TOMBSTONE and store.tombstones.get(key) == entry.expire_us:
                 del store.tombstones[key]
-            elif entry.kind is ExpiryKind.REQUEST_ID:
-                stored = store.requests.get(key)
-                if stored is not None and stored[1] == entry.expire_us:
-                    del store.requests[key]
 
         self.operations.append(delete)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from taskq.core.model import (
     Attempt,
     Counters,
@@ -164,22 +166,17 @@ def decode_counters(data: bytes) -> Counters:
     )
 
 
-def encode_request(record: RequestRecord, expire_us: int) -> bytes:
-    return records_pb2.RequestRecord(
-        task_id=record.task_id,
-        tag=record.tag,
-        schedule_time_us=record.schedule_time_us,
-        create_time_us=record.create_time_us,
-        expire_us=expire_us,
-    ).SerializeToString()
+_REQUEST_HEADER = struct.Struct(">qqH")
 
 
-def decode_request(data: bytes) -> tuple[RequestRecord, int]:
-    stored = records_pb2.RequestRecord.FromString(data)
-    record = RequestRecord(
-        task_id=stored.task_id,
-        tag=stored.tag,
-        schedule_time_us=stored.schedule_time_us,
-        create_time_us=stored.create_time_us,
+def encode_request(record: RequestRecord) -> bytes:
+    task_id = record.task_id.encode()
+    return _REQUEST_HEADER.pack(record.schedule_time_us, record.create_time_us, len(task_id)) + task_id + record.tag.encode()
+
+
+def decode_request(data: bytes) -> RequestRecord:
+    schedule_us, create_us, length = _REQUEST_HEADER.unpack_from(data)
+    start = _REQUEST_HEADER.size
+    return RequestRecord(
+        data[start : start + length].decode(), data[start + length :].decode(), schedule_us, create_us
     )
-    return record, stored.expire_us

@@ -75,6 +75,8 @@ class RocksStore:
         #: bucket prefix -> deletions since it was last compacted.
         self._deletes: dict[bytes, int] = {}
         self._compact_ranges: list[tuple[bytes, bytes]] = []
+        #: storage id -> the first request-id hour still kept, once older ones were deleted.
+        self.requests_kept_from: dict[int, int] = {}
         self._maintain_lock = threading.Lock()
         self._closed = False
 
@@ -236,9 +238,13 @@ class RocksStore:
         data = self._get(keys.tombstone_key(queue.storage_id, task_id))
         return keys.read_u64(data) if data is not None else None
 
-    def request(self, queue: Queue, request_id: str) -> tuple[RequestRecord, int] | None:
-        data = self._get(keys.request_key(queue.storage_id, request_id))
-        return decode_request(data) if data is not None else None
+    def request(self, queue: Queue, request_id: str, now_us: int) -> RequestRecord | None:
+        bucket = keys.request_bucket(now_us)
+        for hour in (bucket, bucket - 1) if bucket else (0,):
+            data = self._get(keys.request_key(queue.storage_id, hour, request_id))
+            if data is not None:
+                return decode_request(data)
+        return None
 
     def counters(self, queue: Queue) -> Counters:
         counters = self._counters.get(queue.storage_id)
@@ -275,6 +281,7 @@ class RocksStore:
         for storage_id, counters in txn.counters.items():
             if storage_id not in txn.deleted_storage_ids:
                 self._counters[storage_id] = counters
+        self.requests_kept_from.update(txn.requests_kept_from)
         # In the order written: a key deleted and put again in one transaction stays live.
         for added, bucket, key in txn.index_writes:
             heads = self._tag_heads if key[:1] == keys.TAG else self._heads

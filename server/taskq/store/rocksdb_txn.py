@@ -10,7 +10,7 @@ import rocksdict
 
 from taskq.core.model import Counters, Expiry, ExpiryKind, LeaseEntry, Queue, QueueType, RequestRecord, Stage, Task
 from taskq.store import keys
-from taskq.store.records import decode_request, encode_queue, encode_request, encode_task
+from taskq.store.records import encode_queue, encode_request, encode_task
 from taskq.store.rocksdb_scan import keys_between
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ class RocksTxn:
         self.next_storage_id = store._next_storage_id
         #: (added, bucket, key) of index keys put and deleted, in order, to keep the scan
         #: heads right.
+        #: storage id -> first request-id hour kept after this transaction's forget_requests.
+        self.requests_kept_from: dict[int, int] = {}
         self.index_writes: list[tuple[bool, bytes, bytes]] = []
 
     def _counters_of(self, storage_id: int) -> Counters:
@@ -108,17 +110,18 @@ class RocksTxn:
         self.batch.put(key, keys.u64(expire_us))
         self._write(keys.EXPIRY, keys.expiry_key(expire_us, ExpiryKind.TOMBSTONE, queue.storage_id, task_id), b"", True)
 
-    def put_request(self, queue: Queue, request_id: str, record: RequestRecord, expire_us: int) -> None:
-        key = keys.request_key(queue.storage_id, request_id)
-        previous = self._store._get(key)
-        if previous is not None:
-            _, old_expire = decode_request(previous)
-            old = keys.expiry_key(old_expire, ExpiryKind.REQUEST_ID, queue.storage_id, request_id)
-            self._write(keys.EXPIRY, old, b"", False)
-        self.batch.put(key, encode_request(record, expire_us))
-        self._write(
-            keys.EXPIRY, keys.expiry_key(expire_us, ExpiryKind.REQUEST_ID, queue.storage_id, request_id), b"", True
+    def put_request(self, queue: Queue, request_id: str, record: RequestRecord) -> None:
+        bucket = keys.request_bucket(record.create_time_us)
+        self.batch.put(keys.request_key(queue.storage_id, bucket, request_id), encode_request(record))
+
+    def forget_requests(self, queue: Queue, now_us: int) -> None:
+        keep_from = keys.request_bucket(now_us) - 1
+        if keep_from <= 0 or self._store.requests_kept_from.get(queue.storage_id) == keep_from:
+            return  # already done this hour: no second range tombstone
+        self.batch.delete_range(
+            keys.request_bucket_prefix(queue.storage_id, 0), keys.request_bucket_prefix(queue.storage_id, keep_from)
         )
+        self.requests_kept_from[queue.storage_id] = keep_from
 
     def delete_expiry(self, entry: Expiry) -> None:
         self._write(
@@ -128,11 +131,6 @@ class RocksTxn:
             key = keys.tombstone_key(entry.storage_id, entry.key)
             stored = self._store._get(key)
             if stored is not None and keys.read_u64(stored) == entry.expire_us:
-                self.batch.delete(key)
-        elif entry.kind is ExpiryKind.REQUEST_ID:
-            key = keys.request_key(entry.storage_id, entry.key)
-            stored = self._store._get(key)
-            if stored is not None and decode_request(stored)[1] == entry.expire_us:
                 self.batch.delete(key)
 
     def forget_lease(self, entry: LeaseEntry) -> None:

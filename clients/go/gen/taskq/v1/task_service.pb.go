@@ -36,10 +36,10 @@ type CreateTaskRequest struct {
 	// fields are ignored. The name, if set, must be in `parent`.
 	Task *Task `protobuf:"bytes,2,opt,name=task,proto3" json:"task,omitempty"`
 	// An idempotency key: 1 to 100 characters from `[A-Za-z0-9_-]`. A retry of
-	// a create with the same `request_id` in the same queue, within the queue's
-	// `tombstone_ttl` (at least one hour), adds no second task and returns the
-	// first one: as it is now if it still exists, or, if it has finished since,
-	// its name, tag, schedule and create time with state
+	// a create with the same `request_id` in the same queue, within one hour
+	// (the server may remember it up to two), adds no second task and returns
+	// the first one: as it is now if it still exists, or, if it has finished
+	// since, its name, tag, schedule and create time with state
 	// `TASK_STATE_UNSPECIFIED`. Empty means no idempotency.
 	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Which view of the created task the response carries. Default

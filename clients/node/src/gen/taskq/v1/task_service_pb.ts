@@ -44,10 +44,10 @@ export type CreateTaskRequest = Message<"taskq.v1.CreateTaskRequest"> & {
 
   /**
    * An idempotency key: 1 to 100 characters from `[A-Za-z0-9_-]`. A retry of
-   * a create with the same `request_id` in the same queue, within the queue's
-   * `tombstone_ttl` (at least one hour), adds no second task and returns the
-   * first one: as it is now if it still exists, or, if it has finished since,
-   * its name, tag, schedule and create time with state
+   * a create with the same `request_id` in the same queue, within one hour
+   * (the server may remember it up to two), adds no second task and returns
+   * the first one: as it is now if it still exists, or, if it has finished
+   * since, its name, tag, schedule and create time with state
    * `TASK_STATE_UNSPECIFIED`. Empty means no idempotency.
    *
    * @generated from field: string request_id = 3;
