@@ -124,7 +124,8 @@ class PushTasks:
                 committed.on_commit(lambda: self._reaper_alarm.poke(earliest_expiry))
             return leased
 
-        return await self._commits.run(mutation)
+        # Delivered once applied, not once fsynced: see store/commit.py.
+        return await self._commits.run(mutation, durable=False)
 
     async def answer(self, queue_id: str, acks: list[Ack], nacks: list[Nack], extensions: list[Extension]) -> Answered:
         """Applies one message of answers in one durable commit."""
