@@ -1,24 +1,19 @@
-"""Encoding of domain objects into the stored values of records.proto, and back."""
+"""Encoding of queues, counters and request ids into their stored values, and back. Tasks, the
+hot path, have their own compact format in task_record.py."""
 
 from __future__ import annotations
 
 import struct
 
 from taskq.core.model import (
-    Attempt,
     Counters,
     Queue,
     QueueState,
     QueueType,
     RequestRecord,
     RetryPolicy,
-    Stage,
-    Task,
 )
 from taskq.store.gen import records_pb2
-
-_STAGES = {stage.value: stage for stage in Stage}
-
 
 def encode_retry(policy: RetryPolicy, record: records_pb2.RetryRecord) -> None:
     if policy.max_attempts is not None:
@@ -41,62 +36,6 @@ def decode_retry(record: records_pb2.RetryRecord) -> RetryPolicy:
         min_backoff_us=record.min_backoff_us if has("min_backoff_us") else None,
         max_backoff_us=record.max_backoff_us if has("max_backoff_us") else None,
         max_doublings=record.max_doublings if has("max_doublings") else None,
-    )
-
-
-def encode_task(task: Task) -> bytes:
-    record = records_pb2.TaskRecord(
-        payload=task.payload,
-        attributes=task.attributes,
-        tag=task.tag,
-        schedule_time_us=task.schedule_time_us,
-        create_time_us=task.create_time_us,
-        stage=task.stage.value,
-        attempt_count=task.attempt_count,
-        first_attempt_time_us=task.first_attempt_time_us,
-        lease_token=task.lease_token,
-        lease_expire_us=task.lease_expire_us,
-        dispatch_deadline_us=task.dispatch_deadline_us,
-        named=task.named,
-        retain_until_us=task.retain_until_us,
-    )
-    attempt = task.last_attempt
-    if attempt is not None:
-        last = record.last_attempt
-        last.dispatch_time_us = attempt.dispatch_time_us
-        last.response_time_us = attempt.response_time_us
-        last.error_code = attempt.error_code
-        last.error_message = attempt.error_message
-    if task.retry is not None:
-        encode_retry(task.retry, record.retry)
-    return record.SerializeToString()
-
-
-def decode_task(task_id: str, data: bytes) -> Task:
-    record = records_pb2.TaskRecord.FromString(data)
-    last_attempt = None
-    if record.HasField("last_attempt"):
-        last = record.last_attempt
-        last_attempt = Attempt(last.dispatch_time_us, last.response_time_us, last.error_code, last.error_message)
-    attributes = record.attributes
-    # Positional, in Task's field order: this runs for every task leased or acknowledged.
-    return Task(
-        task_id,
-        record.schedule_time_us,
-        record.create_time_us,
-        record.payload,
-        dict(attributes) if attributes else {},
-        record.tag,
-        _STAGES[record.stage],
-        record.attempt_count,
-        record.first_attempt_time_us,
-        last_attempt,
-        record.lease_token,
-        record.lease_expire_us,
-        decode_retry(record.retry) if record.HasField("retry") else None,
-        record.dispatch_deadline_us,
-        record.named,
-        record.retain_until_us,
     )
 
 

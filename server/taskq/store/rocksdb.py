@@ -22,9 +22,10 @@ import rocksdict
 from taskq.core.model import Counters, Expiry, ExpiryKind, LeaseEntry, Queue, RequestRecord, Task
 from taskq.store import keys
 from taskq.store.base import StoreError, StoreLocked
-from taskq.store.records import decode_counters, decode_queue, decode_request, decode_task, encode_counters
+from taskq.store.records import decode_counters, decode_queue, decode_request, encode_counters
 from taskq.store.rocksdb_scan import items, keys_between
 from taskq.store.rocksdb_txn import RocksTxn, copy_counters, copy_queue
+from taskq.store.task_record import decode_task
 
 log = logging.getLogger(__name__)
 

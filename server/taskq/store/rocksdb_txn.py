@@ -10,8 +10,9 @@ import rocksdict
 
 from taskq.core.model import Counters, Expiry, ExpiryKind, LeaseEntry, Queue, QueueType, RequestRecord, Stage, Task
 from taskq.store import keys
-from taskq.store.records import encode_queue, encode_request, encode_task
+from taskq.store.records import encode_queue, encode_request
 from taskq.store.rocksdb_scan import keys_between
+from taskq.store.task_record import encode_task
 
 if TYPE_CHECKING:
     from taskq.store.rocksdb import RocksStore
