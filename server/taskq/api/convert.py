@@ -72,20 +72,29 @@ def _set_time(field: timestamp_pb2.Timestamp, time_us: int) -> None:
 
 def task_to_proto(queue_id: str, task: Task, now_us: int, view: int) -> task_pb2.Task:
     """The API view of a task; `view` is TASK_VIEW_BASIC or TASK_VIEW_FULL."""
-    message = task_pb2.Task(
-        name=f"queues/{queue_id}/tasks/{task.task_id}",
-        tag=task.tag,
-        state=_state_value(task.state(now_us)),
-        attempt_count=task.attempt_count,
-        lease_token=task.lease_token,
-        view=view,
-    )
+    message = task_pb2.Task()
+    fill_task(message, queue_id, task, now_us, view)
+    return message
+
+
+def fill_task(message: task_pb2.Task, queue_id: str, task: Task, now_us: int, view: int) -> None:
+    """Writes the API view of a task into an empty message, such as a repeated field's new
+    element: building in place saves a copy per task in batch responses and stream messages."""
+    message.name = f"queues/{queue_id}/tasks/{task.task_id}"
+    if task.tag:
+        message.tag = task.tag
+    message.state = _state_value(task.state(now_us))
+    if task.attempt_count:
+        message.attempt_count = task.attempt_count
+    if task.lease_token:
+        message.lease_token = task.lease_token
+    message.view = view
     if task.attributes:
         message.attributes.update(task.attributes)
     _set_time(message.schedule_time, task.schedule_time_us)
     if task.create_time_us:
         _set_time(message.create_time, task.create_time_us)
-    if view == task_pb2.TASK_VIEW_FULL:
+    if view == task_pb2.TASK_VIEW_FULL and task.payload:
         message.payload = task.payload
     if task.retry is not None and not task.retry.is_empty():
         retry_to_proto(task.retry, message.retry_config)
@@ -104,7 +113,6 @@ def task_to_proto(queue_id: str, task: Task, now_us: int, view: int) -> task_pb2
             last.error.message = attempt.error_message
     if task.lease_expire_us:
         _set_time(message.lease_expire_time, task.lease_expire_us)
-    return message
 
 
 # Queues --------------------------------------------------------------------------------------

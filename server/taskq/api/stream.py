@@ -91,12 +91,10 @@ class StreamHandler:
                 return
             if isinstance(item, Delivery):
                 now_us = engine.clock.now_us()
-                response = task_service_pb2.StreamTasksResponse(
-                    tasks=[
-                        convert.task_to_proto(subscriber.queue_id, task, now_us, task_pb2.TASK_VIEW_FULL)
-                        for task in item.tasks
-                    ]
-                )
+                response = task_service_pb2.StreamTasksResponse()
+                add = response.tasks.add
+                for task in item.tasks:
+                    convert.fill_task(add(), subscriber.queue_id, task, now_us, task_pb2.TASK_VIEW_FULL)
             else:
                 response = task_service_pb2.StreamTasksResponse(errors=[_stream_error(r) for r in item.refusals])
             await context.write(response)

@@ -62,7 +62,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             if isinstance(result, TaskqError):
                 entry.error.CopyFrom(to_status(_in_item(result, f"requests[{index}].")))
             else:
-                entry.task.CopyFrom(convert.task_to_proto(queue_id, result, now_us, view))
+                convert.fill_task(entry.task, queue_id, result, now_us, view)
         return response
 
     @guarded

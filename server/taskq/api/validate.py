@@ -274,6 +274,20 @@ def new_task(
     task = request.task
     task_field = f"{field}task"
     task_id = None
+    payload = task.payload
+    tag = task.tag
+    if (
+        not task.name
+        and not tag
+        and len(payload) <= server_limits.max_task_bytes
+        and not request.response_view
+        and not task.attributes
+        and not (task.HasField("schedule_time") or task.HasField("retry_config") or task.HasField("dispatch_deadline"))
+        and (not request.request_id or _REQUEST_ID.fullmatch(request.request_id))
+    ):
+        # The common create (a payload, perhaps a request id) in one pass: the checks below
+        # would all pass, at twice the cost, on the busiest call there is.
+        return NewTask(None, payload, {}, "", None, None, 0, request.request_id)
     if task.name:
         queue_of_task, task_id = task_ids(task.name, f"{task_field}.name")
         if queue_of_task != parent_queue_id:
