@@ -28,6 +28,9 @@ from taskq.store.base import Store
 
 log = logging.getLogger(__name__)
 
+#: The fewest tasks a stream is dealt at once when there are more (see Dispatcher._share).
+MIN_CHUNK = 16
+
 #: After an unexpected failure a dispatcher waits this long before trying again.
 RETRY_AFTER_FAILURE_US = US_PER_SECOND
 
@@ -166,28 +169,34 @@ class Dispatcher:
         return max(oldest[0], now_us)
 
     async def _share(self, tasks: list[Task]) -> None:
-        """Round-robin over the streams with credit, a rotating first stream for fairness."""
+        """Deals the tasks to the streams with credit in contiguous chunks, starting at a stream
+        that rotates with every call. A chunk is an equal share, but at least MIN_CHUNK tasks:
+        each message costs as much CPU as dozens of tasks inside it, so a trickle goes to one
+        stream at a time rather than a task to each; over successive calls, every stream gets
+        its turn."""
         now_us = self._clock.now_us()
         open_subscribers = [s for s in self.subscribers if not s.closed]
-        shares: dict[int, list[Task]] = {index: [] for index in range(len(open_subscribers))}
-        credits = [subscriber.credit(now_us) for subscriber in open_subscribers]
-        leftover: list[Task] = []
         count = len(open_subscribers)
-        position = self._next_first % count if count else 0
-        for task in tasks:
-            for _ in range(count):
-                if credits[position] > 0:
-                    credits[position] -= 1
-                    shares[position].append(task)
-                    position = (position + 1) % count
+        leftover = tasks
+        if count:
+            chunk = max(-(-len(tasks) // count), MIN_CHUNK)
+            first = self._next_first % count
+            self._next_first += 1
+            for offset in range(count):
+                if not leftover:
                     break
-                position = (position + 1) % count
-            else:
-                leftover.append(task)
-        self._next_first += 1
-        for index, share in shares.items():
-            if share:
-                open_subscribers[index].deliver(share)
+                subscriber = open_subscribers[(first + offset) % count]
+                take = min(chunk, subscriber.credit(now_us), len(leftover))
+                if take > 0:
+                    subscriber.deliver(leftover[:take])
+                    leftover = leftover[take:]
+            for subscriber in open_subscribers:  # credit left where the chunks stopped short
+                if not leftover:
+                    break
+                take = min(subscriber.credit(now_us), len(leftover))
+                if take > 0:
+                    subscriber.deliver(leftover[:take])
+                    leftover = leftover[take:]
         if leftover:
             # The stream that asked for them went away between the lease and now.
             await self._push.release(

@@ -10,7 +10,9 @@ the items of one key (a queue) and returns one outcome per item, a result or an 
 instance for an item that was refused. An exception *raised* by `send` fails every item of
 that batch. A batch goes out when the first of these happens:
 
-- `max_delay` seconds have passed since its first item,
+- `max_delay` seconds have passed since its first item, and no earlier batch of the same key
+  is still waiting for its answer (while one is, calls keep joining the next batch: under
+  load batches grow instead of multiplying, as a database's group commit does),
 - it holds `max_items` items, or the next item would take it past `max_bytes`,
 - the batcher is flushed or closed.
 
@@ -151,6 +153,8 @@ class ThreadBatcher(Generic[Item, Result]):
         self._pending: dict[str, _Batch] = {}
         self._ready: list[_Batch] = []
         self._in_flight: set[concurrent.futures.Future[None]] = set()
+        #: Keys with a batch being sent: their next batch waits for its answer (or to be full).
+        self._busy: set[str] = set()
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -210,15 +214,17 @@ class ThreadBatcher(Generic[Item, Result]):
                 while True:
                     now = time.monotonic()
                     for key, batch in list(self._pending.items()):
-                        if batch.deadline <= now or self._closed:
+                        if self._closed or (batch.deadline <= now and key not in self._busy):
                             self._ready.append(self._pending.pop(key))
                     if self._ready or self._closed:
                         break
-                    next_deadline = min((b.deadline for b in self._pending.values()), default=None)
+                    waiting = [b.deadline for k, b in self._pending.items() if k not in self._busy]
+                    next_deadline = min(waiting, default=None)
                     self._lock.wait(None if next_deadline is None else max(0.0, next_deadline - now))
                 due, self._ready = self._ready, []
                 stop = self._closed
                 for batch in due:
+                    self._busy.add(batch.key)
                     sending = self._pool.submit(self._deliver, batch)
                     self._in_flight.add(sending)
                     sending.add_done_callback(self._in_flight.discard)
@@ -231,6 +237,10 @@ class ThreadBatcher(Generic[Item, Result]):
             outcomes: Sequence[Any] | BaseException = self._send(batch.key, batch.items)
         except Exception as error:  # every caller must hear of it
             outcomes = error
+        finally:
+            with self._lock:
+                self._busy.discard(batch.key)
+                self._lock.notify_all()  # the key's next batch may go now
         _settle(batch.futures, outcomes)
 
 
@@ -249,6 +259,9 @@ class AsyncBatcher(Generic[Item, Result]):
         self._size = size
         self._pending: dict[str, _Batch] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
+        #: Keys with a batch being sent, and keys whose next batch is due but waits for it.
+        self._busy: set[str] = set()
+        self._overdue: set[str] = set()
         self._closed = False
 
     def submit(self, key: str, item: Item) -> asyncio.Future[Result]:
@@ -264,11 +277,18 @@ class AsyncBatcher(Generic[Item, Result]):
             batch = None
         if batch is None:
             batch = self._pending[key] = _Batch(key, loop.time() + self._settings.max_delay)
-            batch.timer = loop.call_later(self._settings.max_delay, self._dispatch, batch)
+            batch.timer = loop.call_later(self._settings.max_delay, self._due, batch)
         batch.add(item, future, size)
         if batch.full(self._settings):
             self._dispatch(batch)
         return future
+
+    def _due(self, batch: _Batch) -> None:
+        """The batch's delay is over: it goes now, or when the key's batch in flight returns."""
+        if batch.key in self._busy:
+            self._overdue.add(batch.key)
+        else:
+            self._dispatch(batch)
 
     async def flush(self) -> None:
         """Sends every pending batch now and waits for every answer."""
@@ -287,6 +307,8 @@ class AsyncBatcher(Generic[Item, Result]):
         del self._pending[batch.key]
         if batch.timer is not None:
             batch.timer.cancel()
+        self._overdue.discard(batch.key)
+        self._busy.add(batch.key)
         sending = asyncio.get_running_loop().create_task(self._deliver(batch))
         self._in_flight.add(sending)
         sending.add_done_callback(self._in_flight.discard)
@@ -300,6 +322,11 @@ class AsyncBatcher(Generic[Item, Result]):
             raise
         except Exception as error:  # every caller must hear of it
             outcomes = error
+        finally:
+            self._busy.discard(batch.key)
+            waiting = self._pending.get(batch.key)
+            if waiting is not None and batch.key in self._overdue:
+                self._dispatch(waiting)
         _settle(batch.futures, outcomes)
 
 
