@@ -8,12 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang bench bench-quick clean
+.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang test-package bench bench-quick clean
 
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
 
-test: install check-generated proto-lint proto-breaking pytest test-go test-node test-java test-grpcurl test-crosslang bench-quick
+test: install check-generated proto-lint proto-breaking pytest test-package test-go test-node test-java test-grpcurl test-crosslang bench-quick
 
 install: $(VENV)/.installed node_modules/.installed clients/node/node_modules/.installed
 
@@ -42,6 +42,10 @@ test-go: $(VENV)/.installed
 
 test-node: install
 	cd clients/node && npm test
+
+# The Dockerfile's steps without a Docker engine: wheels -> clean virtualenv -> serve, health.
+test-package: $(VENV)/.installed
+	bash tests/packaging/check.sh
 
 # grpcurl 1.9.3 (installed into .tools/bin from the Go module proxy) against a fresh server,
 # through reflection: list, describe, unary calls and a StreamTasks stream.

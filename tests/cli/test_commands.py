@@ -317,3 +317,21 @@ def test_a_task_goes_from_add_to_lease_to_acknowledged(taskq):
     assert (deleted.status, deleted.out) == (0, f"acknowledged {leased['name']}\n")
     stats = taskq("queue", "stats", "flow", "--json").json()
     assert (stats["tasks_count"], stats["executed_last_minute"]) == (0, 1)
+
+
+def test_health_reports_a_serving_server_and_exits_zero(server, capsys):
+    from taskq.cli.main import main
+
+    assert main(["health", "--server", server.address]) == 0
+    assert "is SERVING" in capsys.readouterr().out
+    assert main(["health", "--server", server.address, "--service", "taskq.v1.TaskService"]) == 0
+
+
+def test_health_of_an_unknown_service_or_an_unreachable_server_exits_one(server, capsys):
+    from taskq.cli.main import main
+
+    assert main(["health", "--server", server.address, "--service", "no.such.Service"]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+    assert main(["health", "--server", "127.0.0.1:1", "--timeout", "0.5"]) == 1
+    error = capsys.readouterr().err
+    assert "UNAVAILABLE" in error or "DEADLINE_EXCEEDED" in error

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from taskq.cli import queue_commands, serve, task_commands
+from taskq.cli import health_command, queue_commands, serve, task_commands
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(subparsers)
     queue_commands.add_parser(subparsers)
     task_commands.add_parser(subparsers)
+    health_command.add_parser(subparsers)
     return parser
 
 
