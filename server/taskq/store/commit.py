@@ -133,7 +133,7 @@ class CommitLoop:
     async def _commit(self, group: list[tuple[Mutation[Any], asyncio.Future[Any], bool]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None, list[Callable[[], None]]]] = []
         woken: set[str] = set()
-        wrote = False
+        wrote = False  # a durable mutation wrote: the group needs its fsync
         for mutation, future, durable in group:
             if future.cancelled():
                 # The caller went away before its turn: nothing was promised, nothing is done.
@@ -153,11 +153,13 @@ class CommitLoop:
                 log.exception("a mutation raised")
                 outcomes.append((future, None, error, []))
                 continue
-            wrote = True
             woken |= committed.woken
             if durable:
+                wrote = True
                 outcomes.append((future, result, None, committed.after_commit))
             else:
+                # Answered now; made durable by the next group that fsyncs (a group of only
+                # such writes skips the fsync: nothing in it was promised).
                 self._settle(future, result, None, committed.after_commit)
         if wrote and self._durability is Durability.FSYNC:
             try:
