@@ -24,10 +24,10 @@ BATCH = 1000
 async def load(data_dir: str, queue_id: str, count: int) -> float:
     from taskq.core.engine import Engine
     from taskq.core.tasks import NewTask
-    from taskq.store.commit import Durability
+    from taskq.store.database import Durability
     from taskq.store.rocksdb import RocksStore
 
-    engine = Engine(RocksStore(data_dir), durability=Durability.NOSYNC, background=False)
+    engine = Engine(lambda: RocksStore(data_dir), durability=Durability.NOSYNC, background=False)
     await engine.start()
     try:
         payload = make_payload()

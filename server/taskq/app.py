@@ -3,7 +3,8 @@ the engine and its loops; start() listens and opens the database; stop() drains 
 
 Start-up order: bind the port (a port in use fails at once) with every service NOT_SERVING
 except liveness, open the database in a thread (a directory locked by another server fails
-at once), declare queues from --queues, then mark the services SERVING.
+at once), declare queues from --queues, then mark the services SERVING. While the storage
+has failed and is being reopened (core/engine.py), the services are NOT_SERVING again.
 
 Shutdown: health goes NOT_SERVING, waiting LeaseTasks calls return, streams end (their tasks
 released), in-flight calls get the grace period, pending writes are committed, and the
@@ -109,19 +110,20 @@ class TaskqServer:
             raise StartupError(f"cannot listen on {self.config.listen}: the address is in use or invalid")
         self.port = port
         await self._server.start()
-        try:
-            store = await asyncio.to_thread(RocksStore, self.config.data_dir)
-        except StoreError as error:
-            await self._server.stop(None)
-            raise StartupError(str(error)) from None
+        data_dir = self.config.data_dir
         engine = Engine(
-            store,
+            lambda: RocksStore(data_dir),
             clock=self._clock,
             limits=self.config.limits(),
             durability=self.config.durability_mode(),
             background=self._background,
+            on_serving=self._serving_changed,
         )
-        await engine.start()
+        try:
+            await engine.start()
+        except StoreError as error:
+            await self._server.stop(None)
+            raise StartupError(str(error)) from None
         self.engine = engine
         try:
             await engine.queues.declare_all(declared)
@@ -134,6 +136,14 @@ class TaskqServer:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("taskq serving on port %d, data in %s", port, self.config.data_dir)
         return port
+
+    def _serving_changed(self, serving: bool) -> None:
+        """The engine went out of service (its storage failed) or came back."""
+        if self._stopped.is_set():
+            return
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service in READINESS_SERVICES:
+            asyncio.get_running_loop().create_task(self.health.set(service, status))
 
     async def stop(self, grace: float | None = None) -> None:
         """Drains and stops; safe to call more than once."""

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from taskq.core.limits import DAY, SECOND, ServerLimits
-from taskq.store.commit import Durability
+from taskq.store.database import Durability
 
 
 class ConfigError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from taskq.api import convert, validate
 from taskq.api.engine_ref import EngineRef
 from taskq.api.status import guarded
-from taskq.core import pagination
+from taskq.core import limits, pagination
 from taskq.core.errors import InvalidArgument
 from taskq.core.model import QueueState, QueueType
 from taskq.v1 import queue_pb2, queue_service_pb2, queue_service_pb2_grpc
@@ -26,18 +26,19 @@ class QueueServicer(queue_service_pb2_grpc.QueueServiceServicer):
     @guarded
     async def GetQueue(self, request, context):
         engine = self._engine.get()
-        queue = engine.queues.get(validate.queue_id(request.name, "name"))
+        queue = await engine.queues.get(validate.queue_id(request.name, "name"))
         return queue_service_pb2.GetQueueResponse(queue=convert.queue_to_proto(queue))
 
     @guarded
     async def ListQueues(self, request, context):
         engine = self._engine.get()
         size = pagination.page_size(request.page_size)
-        after = pagination.decode(request.page_token, ("queues",))
-        queues, resume_after = engine.queues.list(after, size)
+        key = engine.page_token_key
+        after = pagination.decode(request.page_token, ("queues",), key, limits.QUEUE_ID_PATTERN)
+        queues, resume_after = await engine.queues.list(after, size)
         return queue_service_pb2.ListQueuesResponse(
             queues=[convert.queue_to_proto(queue) for queue in queues],
-            next_page_token=pagination.encode(resume_after, ("queues",)) if resume_after else "",
+            next_page_token=pagination.encode(resume_after, ("queues",), key) if resume_after else "",
         )
 
     @guarded
@@ -47,7 +48,7 @@ class QueueServicer(queue_service_pb2_grpc.QueueServiceServicer):
             raise InvalidArgument.field("queue", "is required", "REQUIRED_FIELD")
         paths = validate.update_paths(list(request.update_mask.paths))
         new = validate.queue(request.queue)
-        current = engine.queues.get(new.queue_id)
+        current = await engine.queues.get(new.queue_id)
         if request.queue.type != queue_pb2.QUEUE_TYPE_UNSPECIFIED and new.type is not current.type:
             raise InvalidArgument.field(
                 "queue.type", f"is immutable: the queue is a {QueueType(current.type).name.lower()} queue",
@@ -83,5 +84,5 @@ class QueueServicer(queue_service_pb2_grpc.QueueServiceServicer):
     @guarded
     async def GetQueueStats(self, request, context):
         engine = self._engine.get()
-        stats = engine.queues.stats(validate.queue_id(request.name, "name"))
+        stats = await engine.queues.stats(validate.queue_id(request.name, "name"))
         return queue_service_pb2.GetQueueStatsResponse(stats=convert.stats_to_proto(stats))

@@ -17,7 +17,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from taskq.api.services import MalformedRequest
-from taskq.core.errors import DOMAIN, InvalidArgument, TaskqError
+from taskq.core.errors import DOMAIN, InvalidArgument, StorageUnavailable, TaskqError
+from taskq.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,12 @@ def guarded(method):
             await context.abort_with_status(rpc_status.to_status(to_status(error)))
         except grpc.aio.AbortError:
             raise
+        except StoreError as error:
+            # Reads go through the database, which reports storage failures as TaskqErrors;
+            # this is the net under it: a failing disk is UNAVAILABLE, never INTERNAL.
+            log.error("%s: storage failure: %s", method.__name__, error)
+            unavailable = StorageUnavailable(f"the storage failed: {error}", retry_delay_seconds=1.0)
+            await context.abort_with_status(rpc_status.to_status(to_status(unavailable)))
         except Exception as error:
             log.exception("%s failed", method.__name__)
             await context.abort_with_status(rpc_status.to_status(internal_status(error)))

@@ -22,7 +22,7 @@ from taskq.api.engine_ref import EngineRef
 from taskq.api.services import MalformedRequest
 from taskq.api.status import malformed, to_status
 from taskq.core import limits
-from taskq.core.dispatch import Delivery, Refusals, Subscriber
+from taskq.core.dispatch import Delivery, Subscriber
 from taskq.core.engine import Engine
 from taskq.core.errors import InvalidArgument, TaskqError
 from taskq.core.push import Ack, Extension, Nack, Refusal
@@ -48,14 +48,23 @@ class StreamHandler:
             if isinstance(first, MalformedRequest):
                 raise malformed(first)
             queue_id, max_outstanding = self._subscription(first)
-            subscriber = engine.dispatchers.subscribe(queue_id, max_outstanding)
+            subscriber = await engine.dispatchers.subscribe(queue_id, max_outstanding)
         except TaskqError as error:
             await context.abort_with_status(rpc_status.to_status(to_status(error)))
             return
         reader = asyncio.create_task(self._read(context, engine, subscriber))
+        writer = asyncio.create_task(self._write(context, engine, subscriber))
+        ended = asyncio.create_task(subscriber.ended.wait())
         try:
-            await self._write(context, engine, subscriber)
+            await asyncio.wait({writer, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not writer.done() and subscriber.end_error is not None:
+                # Ended by the server with an error (e.g. a client that does not read): a write
+                # blocked on the client's flow control must not hold the call open.
+                writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
         finally:
+            ended.cancel()
+            writer.cancel()
             reader.cancel()
             # Release even if this call is being cancelled: the release must not be cut short.
             await asyncio.shield(engine.dispatchers.unsubscribe(subscriber))
@@ -124,7 +133,7 @@ class StreamHandler:
         refusals: list[Refusal] = []
         if isinstance(request, MalformedRequest):
             refusals.append(Refusal("", "", malformed(request)))
-            subscriber.outbox.put_nowait(Refusals(refusals))
+            subscriber.refuse(refusals)
             return
         if request.HasField("subscription"):
             refusals.append(
@@ -153,8 +162,8 @@ class StreamHandler:
                     for a in (*acks, *nacks, *extensions)
                 ]
                 subscriber.answered(answered, {})
-        if refusals and not subscriber.closed:
-            subscriber.outbox.put_nowait(Refusals(refusals))
+        if refusals:
+            subscriber.refuse(refusals)
 
 
 def _collect(refusals, answers, subscriber: Subscriber, field: str, message, build) -> None:

@@ -54,6 +54,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
                                                    "PARENT_MISMATCH"))
                 continue
             items.append(validate.item_or_error(validate.new_task, item, queue_id, field, engine.limits))
+        _check_batch_response_size(request, views, queue_id, engine.limits)
         results = await engine.tasks.create(queue_id, items)
         now_us = engine.clock.now_us()
         response = task_service_pb2.BatchCreateTasksResponse()
@@ -70,7 +71,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         engine = self._engine.get()
         queue_id, task_id = validate.task_ids(request.name, "name")
         view = validate.view(request.view, "view", task_pb2.TASK_VIEW_FULL)
-        task = engine.tasks.get(queue_id, task_id)
+        task = await engine.tasks.get(queue_id, task_id)
         return task_service_pb2.GetTaskResponse(task=convert.task_to_proto(queue_id, task, engine.clock.now_us(), view))
 
     @guarded
@@ -81,12 +82,16 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         view = validate.view(request.view, "view", task_pb2.TASK_VIEW_BASIC)
         size = pagination.page_size(request.page_size)
         arguments = (request.parent, request.filter, str(view))
-        after = pagination.decode(request.page_token, arguments)
-        tasks, resume_after = engine.tasks.list(queue_id, task_filter, after, size)
+        after = pagination.decode(request.page_token, arguments, engine.page_token_key, limits.TASK_ID_PATTERN)
+        tasks, resume_after = await engine.tasks.list(
+            queue_id, task_filter, after, size, payloads=view == task_pb2.TASK_VIEW_FULL
+        )
         now_us = engine.clock.now_us()
         return task_service_pb2.ListTasksResponse(
             tasks=[convert.task_to_proto(queue_id, task, now_us, view) for task in tasks],
-            next_page_token=pagination.encode(resume_after, arguments) if resume_after else "",
+            next_page_token=(
+                pagination.encode(resume_after, arguments, engine.page_token_key) if resume_after else ""
+            ),
         )
 
     @guarded
@@ -165,6 +170,26 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     async def StreamTasks(self, request_iterator, context):
         # The handler reads and writes through the context (two loops share the stream).
         await self._stream_handler(context)
+
+
+def _check_batch_response_size(request, views: list, queue_id: str, server_limits: limits.ServerLimits) -> None:
+    """Refuses, before anything is created, a batch whose answer could not be sent: with the
+    FULL view every payload comes back, and the answer would outgrow the message-size limit
+    (a client retrying the failed call without request ids would create the tasks twice)."""
+    size = 0
+    for item, view in zip(request.requests, views):
+        task = item.task
+        size += limits.TASK_MESSAGE_OVERHEAD + len(queue_id) + len(task.name) + len(task.tag.encode())
+        size += sum(len(k.encode()) + len(v.encode()) + limits.ATTRIBUTE_OVERHEAD for k, v in task.attributes.items())
+        if view == task_pb2.TASK_VIEW_FULL:
+            size += len(task.payload)
+    if size > server_limits.response_budget_bytes:
+        raise InvalidArgument.field(
+            "requests",
+            f"the response would take up to {size} bytes, more than the server's message limit allows "
+            f"({server_limits.max_message_bytes}); ask for response_view BASIC (no payloads) or send fewer tasks",
+            "RESPONSE_TOO_LARGE",
+        )
 
 
 def _in_item(error: TaskqError, prefix: str) -> TaskqError:

@@ -1,68 +1,92 @@
-"""The core, assembled: one object that owns the commit loop and the background loops.
+"""The core, assembled: the database, the operations, the dispatchers and the background loops.
 
-app.py builds an Engine on a Store and hands it to the API servicers; tests do the same with
-a FakeClock and call the loops' run_once themselves.
+app.py builds an Engine on a store factory and hands it to the API servicers; tests do the
+same with a FakeClock and call the loops' run_once themselves.
+
+The engine also listens to its database (store/database.py): committed changes wake the
+queues' waiters and give streams their credit back; a storage failure (a failed fsync, a full
+disk) takes the engine out of service, ends every stream, reopens the database until that
+works (RocksDB recovers from its write-ahead log) and puts it back in service.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 
 from taskq.core.activity import Activity
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock, SystemClock
 from taskq.core.dispatch import Dispatchers
+from taskq.core.errors import StorageUnavailable
 from taskq.core.janitor import Janitor
 from taskq.core.limits import ServerLimits
+from taskq.core.purger import Purger
 from taskq.core.push import PushTasks
 from taskq.core.queues import Queues
 from taskq.core.reaper import Reaper
 from taskq.core.tasks import Tasks
 from taskq.core.wakeups import Wakeups
-from taskq.store.base import Store
-from taskq.store.commit import CommitLoop, Durability
+from taskq.store.base import Store, StoreError
+from taskq.store.commit import CommitLoop
+from taskq.store.database import Durability
 
 log = logging.getLogger(__name__)
+
+#: After a storage failure, reopening is tried again after this long, doubling up to the max.
+REOPEN_FIRST_DELAY_S = 0.2
+REOPEN_MAX_DELAY_S = 30.0
 
 
 class Engine:
     def __init__(
         self,
-        store: Store,
+        open_store: Callable[[], Store],
         *,
         clock: Clock | None = None,
         limits: ServerLimits | None = None,
         durability: Durability = Durability.FSYNC,
         background: bool = True,
+        on_serving: Callable[[bool], None] | None = None,
     ) -> None:
-        self.store = store
         self.clock = clock or SystemClock()
         self.limits = limits or ServerLimits()
         self.wakeups = Wakeups(self.clock)
         self.activity = Activity(self.clock)
-        self.commits = CommitLoop(store, durability, wake=self.wakeups.notify)
-        self.reaper = Reaper(store, self.commits, self.clock, Alarm(self.clock))
-        self.janitor = Janitor(store, self.commits, self.clock, Alarm(self.clock))
+        self.db = CommitLoop(open_store, durability, listener=self)
+        self.reaper = Reaper(self.db, self.clock, Alarm(self.clock))
+        self.janitor = Janitor(self.db, self.clock, Alarm(self.clock))
+        self.purger = Purger(self.db, self.clock, Alarm(self.clock))
         self.tasks = Tasks(
-            store, self.commits, self.clock, self.limits, self.wakeups, self.activity,
-            self.reaper.alarm, self.janitor.alarm,
+            self.db, self.clock, self.limits, self.wakeups, self.activity, self.reaper.alarm, self.janitor.alarm,
         )
-        self.queues = Queues(store, self.commits, self.clock, self.wakeups, self.activity)
-        self.push = PushTasks(store, self.commits, self.clock, self.limits, self.activity, self.reaper.alarm)
-        self.dispatchers = Dispatchers(store, self.push, self.clock, self.wakeups)
-        #: Whether the reaper and janitor run on their own (tests may drive them by hand).
+        self.queues = Queues(self.db, self.clock, self.wakeups, self.activity, self.purger)
+        self.push = PushTasks(self.db, self.clock, self.limits, self.activity, self.reaper.alarm)
+        self.dispatchers = Dispatchers(self.db, self.push, self.clock, self.wakeups)
+        #: Whether the reaper, janitor and purger run on their own (tests may drive them).
         self._background = background
+        self._on_serving = on_serving
+        self._recovery: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.page_token_key = b""
 
     async def start(self) -> None:
-        """Starts the commit loop, releases push leases left by the previous run (no stream
+        """Opens the database, releases push leases left by the previous run (no stream
         survives a restart), and, unless disabled, starts the background loops."""
-        self.commits.start()
-        released = await self.push.recover()
-        if released:
-            log.info("released %d push tasks leased to streams of the previous run", released)
+        await self.db.open()
+        #: Signs page tokens (core/pagination.py); the same for every server on the database.
+        self.page_token_key = await self.db.read(lambda reader: reader.page_token_key())
+        await self._release_orphans()
         if self._background:
             self.reaper.start()
             self.janitor.start()
+            self.purger.start()
+
+    async def _release_orphans(self) -> None:
+        released = await self.push.recover()
+        if released:
+            log.info("released %d push tasks leased to streams of the previous run", released)
 
     async def close_streams(self) -> None:
         """Ends every push stream; their handlers release the tasks they held."""
@@ -70,10 +94,59 @@ class Engine:
 
     async def stop(self) -> None:
         """Wakes every waiter, stops the loops, commits what is pending, closes the store."""
+        self._stopping = True
         self.wakeups.close()
         await self.dispatchers.close()
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
         if self._background:
             await self.reaper.stop()
             await self.janitor.stop()
-        await self.commits.stop()
-        self.store.close()
+            await self.purger.stop()
+        await self.db.close()
+
+    # What the database tells ---------------------------------------------------------------
+
+    def woken(self, queue_ids: set[str]) -> None:
+        for queue_id in queue_ids:
+            self.wakeups.notify(queue_id)
+
+    def leases_ended(self, ended: dict[str, list[tuple[str, str]]]) -> None:
+        self.dispatchers.leases_ended(ended)
+
+    def storage_failed(self, reason: str) -> None:
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.get_running_loop().create_task(self._recover(reason), name="taskq-recovery")
+
+    async def _recover(self, reason: str) -> None:
+        """Out of service until the database is open again; then releases the push leases of the
+        streams it ended, and is back."""
+        if self._on_serving is not None:
+            self._on_serving(False)
+        await self.dispatchers.close(StorageUnavailable(f"the storage failed: {reason}", retry_delay_seconds=1.0))
+        delay = REOPEN_FIRST_DELAY_S
+        while not self._stopping:
+            try:
+                await self.db.reopen()
+                break
+            except StoreError as error:
+                log.error("reopening the database failed (trying again in %.1f s): %s", delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REOPEN_MAX_DELAY_S)
+        if self._stopping:
+            return
+        try:
+            await self._release_orphans()
+        except Exception:
+            log.exception("releasing push leases after recovery failed; the reaper will retry them")
+        self.purger.alarm.poke()
+        self.reaper.alarm.poke()
+        self.janitor.alarm.poke()
+        if self._on_serving is not None:
+            self._on_serving(True)
+        log.warning("storage recovered; serving again")
+
+    @property
+    def serving(self) -> bool:
+        return self.db.failed is None

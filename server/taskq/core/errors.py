@@ -232,3 +232,20 @@ class ShuttingDown(Unavailable):
 class ResourceExhausted(TaskqError):
     code = Code.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"
+
+
+class QueueInUse(FailedPrecondition):
+    """A queue others name as their dead-letter queue cannot be deleted."""
+
+    reason = "QUEUE_IN_USE"
+
+    def __init__(self, queue_name: str, referrers: list[str]) -> None:
+        shown = ", ".join(referrers[:10]) + (f" and {len(referrers) - 10} more" if len(referrers) > 10 else "")
+        super().__init__(
+            f"queue {queue_name} is the dead-letter queue of {shown}; change their dead_letter_queue first",
+            metadata={"queue": queue_name, "referrers": ",".join(referrers[:10])},
+            preconditions=[
+                PreconditionViolation("DEAD_LETTER_QUEUE", referrer, f"names {queue_name} as its dead-letter queue")
+                for referrer in referrers[:10]
+            ],
+        )

@@ -1,86 +1,123 @@
 """The janitor: removes what has outlived its time, and keeps the ready/scheduled counts true.
 
-- Name tombstones past their TTL are deleted; request ids older than their hour window too.
-- FAILED tasks past their queue's task_ttl are deleted.
+- Name tombstones past their TTL are deleted, and FAILED tasks past their queue's task_ttl.
+- Request ids and acknowledgements of past hours are forgotten, a whole hour of a queue at once.
 - Waiting tasks whose schedule time has passed are counted as ready (Txn.promote), so
   GetQueueStats reads exact counters without scanning.
 - Consumed index ranges are compacted (Store.maintain), off the event loop.
 
-It sleeps until the next expiry or schedule time; creates of scheduled tasks poke its alarm.
+Each of these has a global index by due time (store/keys.py: Y, J, P), so a pass reads only
+what is due, a bounded batch per durable commit, whatever the number of queues; a pass with
+nothing due writes nothing. It sleeps until the earliest due time, and runs at most once a
+second unless a batch was full.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from taskq.core import transitions
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock
 from taskq.core.loop import BackgroundLoop
-from taskq.core.model import ExpiryKind, Stage
-from taskq.core.states import Event, transition
-from taskq.store.base import Store
-from taskq.store.commit import CommitLoop, Committed
+from taskq.core.model import ExpiryKind
+from taskq.store import keys
+from taskq.store.base import Reader
+from taskq.store.database import Change, Database
 
 log = logging.getLogger(__name__)
 
-#: The janitor runs at least this often, to forget request ids of past hours.
-REQUEST_SWEEP_US = 3_600_000_000
+#: Request ids and acknowledgements are kept by the hour (store/keys.py).
+HOUR_US = keys.REQUEST_BUCKET_US
+
+
+def _before(hour: int | None, limit: int) -> bool:
+    return hour is not None and hour < limit
 
 
 class Janitor(BackgroundLoop):
-    #: Expiry entries handled per durable commit.
+    #: Index entries handled per durable commit, per kind.
     BATCH = 1000
+    #: Waiting tasks counted as ready per durable commit.
+    PROMOTE_BATCH = 10_000
+    #: At most one pass per second: expiries falling due milliseconds apart share one pass.
+    MIN_INTERVAL_US = 1_000_000
 
-    def __init__(self, store: Store, commits: CommitLoop, clock: Clock, alarm: Alarm) -> None:
+    def __init__(self, db: Database, clock: Clock, alarm: Alarm) -> None:
         super().__init__("janitor", clock, alarm)
-        self._store = store
-        self._commits = commits
+        self._db = db
 
     async def run_once(self) -> int:
-        """Handles what is due now; returns how many expiry entries it handled."""
+        """Handles a batch of each kind of work due now; returns how many entries it handled."""
         now_us = self._clock.now_us()
+        keep_from_hour = now_us // HOUR_US - 1
+        due = await self._db.read(
+            lambda reader: (
+                (reader.next_expiry() or now_us + 1) <= now_us,
+                (reader.next_promotion() or now_us + 1) <= now_us,
+                _before(reader.first_request_hour(), keep_from_hour),
+            )
+        )
         handled = 0
-        if (self._store.next_expiry() or now_us + 1) <= now_us:
-            handled = await self._commits.run(self._expire)
-        queues = self._store.queues("", 2**31)
-        due = [q.queue_id for q in queues if (self._store.first_scheduled(q) or now_us + 1) <= now_us]
-        await self._commits.run(lambda committed: self._promote_and_forget(committed, due))
-        await asyncio.to_thread(self._store.maintain)
+        full = False
+        for is_due, step, batch in zip(due, (self._expire, self._promote, self._forget_hours),
+                                       (self.BATCH, self.BATCH, self.BATCH)):
+            if is_due:
+                count = await self._db.write(step)
+                handled += count
+                full = full or count >= batch
+        self.more = full
+        if handled:
+            await self._db.maintain()
         return handled
 
-    def _expire(self, committed: Committed) -> int:
-        store = self._store
+    def _expire(self, change: Change) -> int:
+        txn = change.txn
         now_us = self._clock.now_us()
-        entries = store.expiries(now_us, self.BATCH)
+        entries = txn.expiries(now_us, self.BATCH)
         for entry in entries:
             if entry.kind is ExpiryKind.FAILED_TASK:
-                queue = store.queue_by_storage_id(entry.storage_id)
-                task = store.task(queue, entry.key) if queue is not None else None
-                if (
-                    queue is not None
-                    and task is not None
-                    and task.stage is Stage.FAILED
-                    and task.retain_until_us == entry.expire_us
-                ):
-                    transition(task.state(now_us), Event.DELETE, None)
-                    committed.txn.delete_task(queue, task)
-                    continue
-            committed.txn.delete_expiry(entry)
+                queue = txn.queue_by_storage_id(entry.storage_id)
+                if queue is not None and transitions.discard(change, queue, entry.key, entry.expire_us, now_us):
+                    continue  # deleting the task deleted its entry
+            txn.delete_expiry(entry)
         return len(entries)
 
-    def _promote_and_forget(self, committed: Committed, due: list[str]) -> None:
+    def _promote(self, change: Change) -> int:
+        txn = change.txn
         now_us = self._clock.now_us()
-        for queue in self._store.queues("", 2**31):
-            if queue.queue_id in due:
-                committed.txn.promote(queue, now_us)
-            committed.txn.forget_requests(queue, now_us)
+        entries = txn.promotions(now_us, self.BATCH)
+        budget = self.PROMOTE_BATCH
+        handled = 0
+        for entry in entries:
+            queue = txn.queue_by_storage_id(entry.storage_id)
+            if queue is None or txn.counters(queue).next_promotion_us != entry.due_us:
+                txn.forget_promotion(entry)  # a deleted queue's, or one replaced since
+            elif budget > 0 and queue.storage_id not in change.promoted:
+                before = txn.counters(queue).ready
+                change.promoted.add(queue.storage_id)
+                txn.promote(queue, now_us, budget)
+                budget -= txn.counters(queue).ready - before
+            else:
+                break
+            handled += 1
+        return handled if budget > 0 else self.BATCH
 
-    def next_wakeup_us(self, handled: int) -> int | None:
-        if handled >= self.BATCH:
-            return self._clock.now_us()
-        candidates = [self._store.next_expiry()]
-        candidates += [self._store.first_scheduled(q) for q in self._store.queues("", 2**31)]
-        # At least hourly, so that request ids older than their window are deleted.
-        known = [c for c in candidates if c is not None] + [self._clock.now_us() + REQUEST_SWEEP_US]
-        return min(known)
+    def _forget_hours(self, change: Change) -> int:
+        now_us = self._clock.now_us()
+        hours = change.txn.request_hours(now_us // HOUR_US - 1, self.BATCH)
+        for hour, storage_id in hours:
+            change.txn.forget_hour(hour, storage_id)
+        return len(hours)
+
+    async def next_wakeup_us(self) -> int | None:
+        def due(reader: Reader) -> int | None:
+            candidates = [reader.next_expiry(), reader.next_promotion()]
+            first_hour = reader.first_request_hour()
+            if first_hour is not None:
+                candidates.append((first_hour + 2) * HOUR_US)
+            known = [c for c in candidates if c is not None]
+            return min(known) if known else None
+
+        return await self._db.read(due)
+

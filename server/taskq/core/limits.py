@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from taskq.core.model import US_PER_SECOND
+from taskq.core.model import US_PER_SECOND, Task
 
 SECOND = US_PER_SECOND
 MINUTE = 60 * SECOND
@@ -77,6 +77,28 @@ MAX_OUTSTANDING = 10_000
 HEARTBEAT_INTERVAL_US = 20 * SECOND
 
 
+#: An upper bound of what a Task message takes beyond its variable-length parts: the framing of
+#: every field, the fixed-size fields (six timestamps, counts, the state, a retry config, a
+#: deadline), a lease token, and the framing of the message within a response's repeated field.
+TASK_MESSAGE_OVERHEAD = 512
+#: An upper bound of the framing of one attribute (a map entry with a key and a value).
+ATTRIBUTE_OVERHEAD = 16
+
+
+def task_message_bound(queue_id: str, task: Task, *, payload: bool) -> int:
+    """At most how many bytes `task` takes in a response, as a Task message with or without
+    its payload. Responses are sized with it before anything is committed, so that no answer
+    can exceed the message-size limit after its writes are made."""
+    size = TASK_MESSAGE_OVERHEAD + len(queue_id) + len(task.task_id) + len(task.tag.encode())
+    for key, value in task.attributes.items():
+        size += len(key.encode()) + len(value.encode()) + ATTRIBUTE_OVERHEAD
+    if task.last_attempt is not None:
+        size += len(task.last_attempt.error_message.encode())
+    if payload:
+        size += len(task.payload) + 6
+    return size
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ServerLimits:
     """Limits the operator sets with server flags."""
@@ -90,5 +112,6 @@ class ServerLimits:
 
     @property
     def response_budget_bytes(self) -> int:
-        """How many bytes of tasks one response may carry, leaving room for framing."""
+        """How many bytes of tasks (as task_message_bound counts them) one response may carry,
+        leaving room for the rest of the response."""
         return self.max_message_bytes - 64 * 1024

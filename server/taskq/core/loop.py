@@ -1,7 +1,12 @@
 """The shape every background loop shares: run_once, then sleep until the next due moment.
 
-Subclasses implement `run_once` (one pass, no sleeping; what tests call) and
-`next_wakeup_us` (when the next pass can have work; None for "only when poked").
+Subclasses implement `run_once` (one pass, no sleeping; what tests call; it sets `more` when
+a batch limit cut it short) and `next_wakeup_us` (when the next pass can have work; None for
+"only when poked").
+
+A loop never runs more often than its MIN_INTERVAL_US (unless its last pass was cut short by
+a batch limit): things falling due a few milliseconds apart are handled together, in one
+pass and one commit, not one pass each.
 """
 
 from __future__ import annotations
@@ -21,17 +26,22 @@ RETRY_AFTER_FAILURE_US = US_PER_SECOND
 
 
 class BackgroundLoop:
+    #: The shortest time between the starts of two passes, µs.
+    MIN_INTERVAL_US = 0
+
     def __init__(self, name: str, clock: Clock, alarm: Alarm) -> None:
         self.name = name
         self._clock = clock
         self.alarm = alarm
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        #: Set by run_once when it stopped at a batch limit with more already due.
+        self.more = False
 
     async def run_once(self) -> int:
         raise NotImplementedError
 
-    def next_wakeup_us(self, handled: int) -> int | None:
+    async def next_wakeup_us(self) -> int | None:
         raise NotImplementedError
 
     def start(self) -> None:
@@ -45,9 +55,15 @@ class BackgroundLoop:
 
     async def _run(self) -> None:
         while not self._stopping:
+            started_us = self._clock.now_us()
             try:
-                handled = await self.run_once()
-                wake_us = self.next_wakeup_us(handled)
+                await self.run_once()
+                if self.more:
+                    wake_us = self._clock.now_us()
+                else:
+                    wake_us = await self.next_wakeup_us()
+                    if wake_us is not None:
+                        wake_us = max(wake_us, started_us + self.MIN_INTERVAL_US)
             except TaskqError as error:
                 log.warning("%s: %s", self.name, error)
                 wake_us = self._clock.now_us() + RETRY_AFTER_FAILURE_US

@@ -109,7 +109,11 @@ class Queue:
     dead_letter_queue: str = ""
     create_time_us: int = 0
     update_time_us: int = 0
+    #: Tasks created at or before this time are purged: never delivered again, and deleted by
+    #: the purger (core/purger.py). 0: never purged.
     purge_time_us: int = 0
+    #: A purge is recorded and not finished yet: the purger still has tasks to delete.
+    purging: bool = False
     #: Names this queue's key space in the store; assigned by the store when first written.
     #: A deleted and re-created queue gets a new one, so nothing of the old queue leaks in.
     storage_id: int = 0
@@ -187,13 +191,19 @@ class Task:
         )
 
 
+#: The highest possible task id in key order: task ids are [A-Za-z0-9_-], all below "~".
+AFTER_EVERY_ID = "~"
+
+
 @dataclasses.dataclass(slots=True)
 class Counters:
     """A queue's task counts, kept by the store in the same write as the task changes.
 
-    Waiting tasks are split by `promoted_through_us`: those with a schedule time at or before
-    it are counted as ready, later ones as scheduled. Promotion moves the boundary forward as
-    time passes (see Txn.promote).
+    Waiting tasks are split by a boundary, the position (`promoted_through_us`,
+    `promoted_through_id`) in schedule-time order: those at or before it are counted as ready,
+    later ones as scheduled. Promotion moves the boundary forward as time passes, in bounded
+    steps (see Txn.promote), so a boundary can stop between two tasks of the same schedule
+    time; an empty `promoted_through_id` includes every task at `promoted_through_us`.
     """
 
     scheduled: int = 0
@@ -201,10 +211,32 @@ class Counters:
     leased: int = 0
     failed: int = 0
     promoted_through_us: int = 0
+    promoted_through_id: str = ""
+    #: Where the queue sits in the store's promotion index (when its next scheduled task may be
+    #: due); 0 when it has none there.
+    next_promotion_us: int = 0
 
     @property
     def total(self) -> int:
         return self.scheduled + self.ready + self.leased + self.failed
+
+    def counts_as_ready(self, schedule_time_us: int, task_id: str) -> bool:
+        """Whether a waiting task at this position is counted as ready (else as scheduled)."""
+        if schedule_time_us != self.promoted_through_us:
+            return schedule_time_us < self.promoted_through_us
+        return not self.promoted_through_id or task_id <= self.promoted_through_id
+
+
+@dataclasses.dataclass(slots=True)
+class TokenState:
+    """A push queue's token bucket as stored: `tokens` (fractional) as of `updated_us`.
+
+    Kept in the store, not in a dispatcher's memory, so that neither a restart nor a new
+    dispatcher (nor, with a shared database, another server) starts with a full bucket again.
+    """
+
+    tokens: float
+    updated_us: int
 
 
 @dataclasses.dataclass(slots=True)
@@ -241,3 +273,12 @@ class LeaseEntry:
     expire_us: int
     storage_id: int
     task_id: str
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class Promotion:
+    """An entry of the promotion index: the queue may have waiting tasks due by `due_us` that
+    its counters still count as scheduled."""
+
+    due_us: int
+    storage_id: int

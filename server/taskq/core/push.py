@@ -1,29 +1,35 @@
-"""Push-queue task operations: leasing a batch for a dispatcher, a worker's answers (acks,
-nacks, lease extensions), releasing a stream's tasks when it ends, and recovering push leases
-orphaned by a restart.
+"""Push-queue task operations: leasing a batch for a dispatcher under the queue's limits, a
+worker's answers (acks, nacks, lease extensions), releasing a stream's tasks when it ends,
+and recovering push leases orphaned by a restart.
 
 A push delivery is a lease whose duration is the task's dispatch deadline, so pull and push
-share one lease mechanism (core/leases.py) and one failure path (core/attempts.py).
+share one lease mechanism and one failure path (core/transitions.py). The queue's token
+bucket and concurrency cap are applied inside the transaction that leases, from the stored
+bucket and the stored count of leased tasks: the limits hold however many dispatchers share
+the queue.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 
-from taskq.core import attempts, leases
+from taskq.core import transitions
 from taskq.core.activity import Activity
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock
 from taskq.core.errors import Code, LeaseLost, QueueNotFound, TaskqError, WrongQueueType
-from taskq.core.limits import MAX_ERROR_MESSAGE_BYTES, ServerLimits
-from taskq.core.model import Queue, QueueState, QueueType, Task, content_size
-from taskq.core.states import Event, TaskState, transition
-from taskq.core.tasks import task_name
-from taskq.store.base import Store
-from taskq.store.commit import CommitLoop, Committed
+from taskq.core.limits import MAX_ERROR_MESSAGE_BYTES, ServerLimits, task_message_bound
+from taskq.core.model import LeaseEntry, Queue, QueueState, QueueType, Task
+from taskq.core.ratelimit import TokenBucket
+from taskq.core.transitions import task_name
+from taskq.store.base import Reader
+from taskq.store.database import Change, Database
 
 #: Leases released per durable commit when recovering after a restart.
 RECOVERY_BATCH = 1000
+#: Purged tasks a dispatch deletes on its way, at most (the purger deletes the rest).
+PURGED_PER_BATCH = 1000
 
 
 @dataclasses.dataclass(slots=True)
@@ -69,161 +75,206 @@ class Answered:
     acked: int
 
 
+class Limit(enum.Enum):
+    """What capped a dispatch batch."""
+
+    WANTED = "wanted"  # the streams' credit: all they asked for was allowed
+    TOKENS = "tokens"  # the token bucket
+    CAP = "cap"  # max_concurrent_dispatches
+    PAUSED = "paused"
+
+
+@dataclasses.dataclass(slots=True)
+class Batch:
+    """A dispatch batch: the tasks leased, how many the limits allowed, and what limited it."""
+
+    tasks: list[Task]
+    allowed: int
+    limit: Limit
+    #: When the token bucket has its next token (set when the bucket limited the batch).
+    next_token_us: int | None = None
+
+
+def push_queue(reader: Reader, queue_id: str) -> Queue:
+    queue = reader.queue(queue_id)
+    if queue is None:
+        raise QueueNotFound(f"queues/{queue_id}")
+    if queue.type is not QueueType.PUSH:
+        raise WrongQueueType(queue.name, "pull", "StreamTasks")
+    return queue
+
+
 class PushTasks:
     def __init__(
         self,
-        store: Store,
-        commits: CommitLoop,
+        db: Database,
         clock: Clock,
         limits: ServerLimits,
         activity: Activity,
         reaper_alarm: Alarm,
     ) -> None:
-        self._store = store
-        self._commits = commits
+        self._db = db
         self._clock = clock
         self._limits = limits
         self._activity = activity
         self._reaper_alarm = reaper_alarm
 
-    def push_queue(self, queue_id: str) -> Queue:
-        queue = self._store.queue(queue_id)
-        if queue is None:
-            raise QueueNotFound(f"queues/{queue_id}")
-        if queue.type is not QueueType.PUSH:
-            raise WrongQueueType(queue.name, "pull", "StreamTasks")
-        return queue
+    async def queue(self, queue_id: str) -> Queue:
+        """The push queue (QueueNotFound, WrongQueueType)."""
+        return await self._db.read(lambda reader: push_queue(reader, queue_id))
 
-    async def lease_batch(self, queue_id: str, count: int) -> list[Task]:
-        """Leases up to `count` ready tasks, each for its dispatch deadline, oldest first."""
+    async def lease_batch(self, queue_id: str, wanted: int) -> Batch:
+        """Leases up to `wanted` ready tasks, each for its dispatch deadline, oldest first, as
+        far as the queue's token bucket and concurrency cap allow."""
 
-        def mutation(committed: Committed) -> list[Task]:
-            queue = self.push_queue(queue_id)
+        def mutation(change: Change) -> Batch:
+            txn = change.txn
+            queue = push_queue(txn, queue_id)
             if queue.state is QueueState.PAUSED:
-                return []
+                return Batch([], 0, Limit.PAUSED)
             now_us = self._clock.now_us()
-            budget = self._limits.response_budget_bytes
+            room = queue.max_concurrent_dispatches - txn.counters(queue).leased
+            bucket = TokenBucket(queue.max_dispatches_per_second, queue.burst_size, now_us, txn.bucket(queue))
+            tokens = bucket.available(now_us)
+            allowed = max(0, min(wanted, room, tokens))
+            limit = Limit.WANTED
+            if allowed == room and room < wanted:
+                limit = Limit.CAP
+            elif allowed == tokens and tokens < wanted:
+                limit = Limit.TOKENS
             leased: list[Task] = []
-            earliest_expiry = None
-            for task in self._store.waiting(queue, now_us):
-                size = content_size(task.payload, task.attributes, task.tag)
-                if leased and size > budget:
-                    break
-                budget -= size
-                deadline_us = task.dispatch_deadline_us or queue.dispatch_deadline_us
-                granted = leases.grant(task, now_us, deadline_us)
-                committed.txn.put_task(queue, granted, task)
-                leased.append(granted)
-                if earliest_expiry is None or granted.lease_expire_us < earliest_expiry:
-                    earliest_expiry = granted.lease_expire_us
-                if len(leased) >= count:
-                    break
+            if allowed > 0:
+                budget = self._limits.response_budget_bytes
+                purged = 0
+                for task in txn.waiting(queue, now_us, None, allowed + PURGED_PER_BATCH):
+                    if transitions.purged(queue, task):
+                        transitions.purge(change, queue, task, now_us)
+                        purged += 1
+                        if purged >= PURGED_PER_BATCH:
+                            break
+                        continue
+                    size = task_message_bound(queue_id, task, payload=True)
+                    if leased and size > budget:
+                        break
+                    budget -= size
+                    deadline_us = task.dispatch_deadline_us or queue.dispatch_deadline_us
+                    leased.append(transitions.lease(change, queue, task, now_us, deadline_us))
+                    if len(leased) >= allowed:
+                        break
             if leased:
+                if queue.max_dispatches_per_second is not None:
+                    bucket.take(len(leased), now_us)
+                    txn.put_bucket(queue, bucket.state())
                 number = len(leased)
-                committed.on_commit(lambda: self._activity.leased(queue_id, number))
-                committed.on_commit(lambda: self._reaper_alarm.poke(earliest_expiry))
-            return leased
+                earliest_expiry = min(task.lease_expire_us for task in leased)
+                change.on_commit(lambda: self._activity.leased(queue_id, number))
+                change.on_commit(lambda: self._reaper_alarm.poke(earliest_expiry))
+            next_token_us = bucket.next_token_us(now_us) if limit is Limit.TOKENS else None
+            return Batch(leased, allowed, limit, next_token_us)
 
         # Delivered once applied, not once fsynced: see store/commit.py.
-        return await self._commits.run(mutation, durable=False)
+        return await self._db.write(mutation, durable=False)
 
     async def answer(self, queue_id: str, acks: list[Ack], nacks: list[Nack], extensions: list[Extension]) -> Answered:
         """Applies one message of answers in one durable commit."""
 
-        def mutation(committed: Committed) -> Answered:
-            queue = self.push_queue(queue_id)
+        def mutation(change: Change) -> Answered:
+            queue = push_queue(change.txn, queue_id)
             now_us = self._clock.now_us()
             refusals: list[Refusal] = []
             extended: dict[str, int] = {}
             seen: set[str] = set()
             acked = 0
+
+            def once(task_id: str) -> None:
+                if task_id in seen:
+                    raise LeaseLost(
+                        task_name(queue_id, task_id), "an earlier answer in the same message already answered the task"
+                    )
+                seen.add(task_id)
+
             for ack in acks:
                 try:
-                    task = self._held(queue, ack.task_id, ack.lease_token, now_us, seen)
-                    transition(TaskState.LEASED, Event.ACK, None)
-                    committed.txn.delete_task(queue, task)
-                    if task.named and queue.tombstone_ttl_us > 0:
-                        committed.txn.put_tombstone(queue, task.task_id, now_us + queue.tombstone_ttl_us)
+                    once(ack.task_id)
+                    transitions.ack(change, queue, ack.task_id, ack.lease_token, now_us)
                     acked += 1
                 except TaskqError as error:
                     refusals.append(Refusal(task_name(queue_id, ack.task_id), ack.lease_token, error))
             for nack in nacks:
                 try:
-                    task = self._held(queue, nack.task_id, nack.lease_token, now_us, seen)
+                    once(nack.task_id)
                     message = nack.error_message.encode()[:MAX_ERROR_MESSAGE_BYTES].decode(errors="ignore")
-                    attempts.fail(
-                        committed, queue, task, now_us, event=Event.NACK,
-                        code=nack.error_code or Code.UNKNOWN, message=message,
-                        retry_delay_us=nack.retry_delay_us, permanent=nack.permanent,
+                    transitions.nack(
+                        change, queue, nack.task_id, nack.lease_token, now_us, code=nack.error_code or Code.UNKNOWN.value,
+                        message=message, retry_delay_us=nack.retry_delay_us, permanent=nack.permanent,
                     )
                 except TaskqError as error:
                     refusals.append(Refusal(task_name(queue_id, nack.task_id), nack.lease_token, error))
             for extension in extensions:
                 try:
-                    task = self._held(queue, extension.task_id, extension.lease_token, now_us, seen)
-                    renewed = leases.renew(task, now_us, extension.lease_duration_us)
-                    committed.txn.put_task(queue, renewed, task)
-                    extended[task.task_id] = renewed.lease_expire_us
+                    once(extension.task_id)
+                    renewed = transitions.renew(
+                        change, queue, extension.task_id, extension.lease_token, now_us, extension.lease_duration_us
+                    )
+                    extended[extension.task_id] = renewed.lease_expire_us
                 except TaskqError as error:
                     refusals.append(Refusal(task_name(queue_id, extension.task_id), extension.lease_token, error))
             if acked:
-                committed.on_commit(lambda: self._activity.executed(queue_id, acked))
+                change.on_commit(lambda: self._activity.executed(queue_id, acked))
             # Answers free stream credit and concurrency: the dispatcher looks again.
-            committed.wake(queue_id)
+            change.wake(queue_id)
             return Answered(refusals, extended, acked)
 
-        return await self._commits.run(mutation)
-
-    def _held(self, queue: Queue, task_id: str, token: str, now_us: int, seen: set[str]) -> Task:
-        """The task if `token` is its current lease. One message may answer a task twice; the
-        store does not show this transaction's own writes, so `seen` remembers them."""
-        name = task_name(queue.queue_id, task_id)
-        if task_id in seen:
-            raise LeaseLost(name, "an earlier answer in the same message already answered the task")
-        task = leases.check(self._store.task(queue, task_id), name, token, now_us)
-        seen.add(task_id)
-        return task
+        return await self._db.write(mutation)
 
     async def release(self, queue_id: str, held: list[tuple[str, str]], reason: str) -> int:
         """Releases the tasks a stream still held (an attempt each), ready again at once."""
 
-        def mutation(committed: Committed) -> int:
-            queue = self._store.queue(queue_id)
+        def mutation(change: Change) -> int:
+            queue = change.txn.queue(queue_id)
             if queue is None:
                 return 0
             now_us = self._clock.now_us()
             released = 0
             for task_id, token in held:
                 try:
-                    task = leases.check(self._store.task(queue, task_id), task_name(queue_id, task_id), token, now_us)
-                except TaskqError:
+                    transitions.release(change, queue, task_id, token, now_us, reason, retry_delay_us=0)
+                except LeaseLost:
                     continue  # answered, expired or deleted meanwhile: not ours to release
-                attempts.fail(
-                    committed, queue, task, now_us, event=Event.RELEASE, code=Code.CANCELLED, message=reason,
-                    retry_delay_us=0,
-                )
                 released += 1
             return released
 
-        return await self._commits.run(mutation)
+        return await self._db.write(mutation)
 
     async def recover(self) -> int:
-        """Releases every push lease: after a restart no stream holds one. Returns the count."""
+        """Releases every push lease: after a restart of the only server on a database, no
+        stream holds one. Returns the count."""
         total = 0
-        for queue in self._store.queues("", 2**31):
-            if queue.type is not QueueType.PUSH:
-                continue
-            while True:
-                entries = self._store.leases(queue, RECOVERY_BATCH)
-                if not entries:
-                    break
-                held = [(entry.task_id, self._token(queue, entry.task_id)) for entry in entries]
-                released = await self.release(queue.queue_id, held, "the server restarted")
-                total += released
-                if released == 0:
-                    break
-        return total
+        after: LeaseEntry | None = None
+        while True:
+            entries = await self._db.read(lambda reader, after=after: reader.leases(after, RECOVERY_BATCH))
+            if not entries:
+                return total
+            after = entries[-1]
 
-    def _token(self, queue: Queue, task_id: str) -> str:
-        task = self._store.task(queue, task_id)
-        return task.lease_token if task is not None else ""
+            def mutation(change: Change, entries: list[LeaseEntry] = entries) -> int:
+                now_us = self._clock.now_us()
+                released = 0
+                for entry in entries:
+                    queue = change.txn.queue_by_storage_id(entry.storage_id)
+                    if queue is None or queue.type is not QueueType.PUSH:
+                        continue
+                    task = transitions.stored(change, queue, entry.task_id)
+                    if task is None or task.lease_expire_us != entry.expire_us:
+                        continue
+                    try:
+                        transitions.release(
+                            change, queue, entry.task_id, task.lease_token, now_us, "the server restarted",
+                            retry_delay_us=0,
+                        )
+                    except LeaseLost:
+                        continue  # expired: the reaper retries it
+                    released += 1
+                return released
+
+            total += await self._db.write(mutation)

@@ -3,24 +3,38 @@
 The bucket holds up to `burst` tokens and refills continuously at `rate` per second; every
 dispatch takes one. An idle queue therefore dispatches `burst` tasks at once, then `rate` per
 second (App Engine's and Cloud Tasks' rule). A rate of None means unlimited.
+
+Its state lives in the store (core.model.TokenState), read and written in the transaction
+that leases the tasks it pays for: a bucket made from the stored state continues where the
+last dispatch left it, whichever dispatcher (or server) made that one, so neither a restart
+nor a reconnecting worker gets a fresh burst. A queue that never dispatched starts full.
 """
 
 from __future__ import annotations
 
 import math
 
-from taskq.core.model import US_PER_SECOND
+from taskq.core.model import US_PER_SECOND, TokenState
 
 #: An unlimited bucket reports this many tokens.
 UNLIMITED = 2**31
 
 
 class TokenBucket:
-    def __init__(self, rate: float | None, burst: int, now_us: int) -> None:
+    def __init__(self, rate: float | None, burst: int, now_us: int, state: TokenState | None = None) -> None:
         self.rate = rate
         self.burst = burst
-        self._tokens = float(burst)
-        self._updated_us = now_us
+        if state is None:
+            self._tokens = float(burst)
+            self._updated_us = now_us
+        else:
+            # Limits may have changed since it was stored: never more than the bucket holds now.
+            self._tokens = min(state.tokens, float(burst))
+            self._updated_us = state.updated_us
+
+    def state(self) -> TokenState:
+        """What to store so that the next dispatch continues from here."""
+        return TokenState(self._tokens, self._updated_us)
 
     def configure(self, rate: float | None, burst: int, now_us: int) -> None:
         """Applies new limits to a live bucket, keeping the tokens it has (up to the new size)."""

@@ -1,15 +1,23 @@
 """The storage interface: what taskq needs from a storage engine, and nothing more.
 
-An engine persists queues, tasks, their indexes, name tombstones, request ids and per-queue
-counters. It makes no queue decisions: core/ decides what a task becomes, the store records
-it and keeps the indexes and counters consistent with it in the same atomic write.
+An engine persists queues, tasks, their indexes, name tombstones, request ids, recent
+acknowledgements and per-queue counters. It makes no queue decisions: core/ decides what a
+task becomes (core/transitions.py), the engine records it and keeps the indexes and counters
+consistent with it in the same atomic write.
 
-Writes are gathered in a `Txn` and made visible by `Store.apply` (atomically: all of a
-transaction or none of it). `Store.sync` makes everything applied so far durable. Only one
-writer (store/commit.py) calls `begin`/`apply`/`sync`; reads may happen at any time from the
-same thread and see every applied transaction.
+Three protocols:
 
-tests/store/test_store_conformance.py states this contract as tests; every engine must pass it.
+- `Reader`: every read. A `Store` is one (reads of committed state), and so is a `Txn`.
+- `Txn`: one atomic change. Its point reads (`queue`, `task`, `tombstone`, `request`,
+  `acked`, `counters`, `bucket`) see its own writes; its scans (`tasks`, `waiting`, the
+  due-time indexes) may or may not, so core never scans what it wrote in the same
+  transaction. `Store.apply` makes all of it visible at once, or none of it.
+- `Store`: the engine. `begin`/`apply` run transactions, `sync` makes what was applied
+  durable. How transactions are serialised is the engine's business: the RocksDB engine has
+  one writer (store/commit.py) that applies them in turn; an engine with its own
+  transactions may run them concurrently.
+
+tests/store/test_store_conformance.py states this contract as tests; every engine passes it.
 """
 
 from __future__ import annotations
@@ -17,86 +25,50 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from taskq.core.model import Counters, Expiry, LeaseEntry, Queue, RequestRecord, Task
+from taskq.core.model import (
+    Counters,
+    Expiry,
+    LeaseEntry,
+    Promotion,
+    Queue,
+    RequestRecord,
+    Task,
+    TokenState,
+)
 
 
 class StoreError(Exception):
-    """The engine failed (I/O error, corruption, closed database). Not the caller's fault."""
+    """The engine failed (I/O error, full disk, corruption, closed database). Not the
+    caller's fault; the database may have to be reopened (see store/commit.py)."""
 
 
 class StoreLocked(StoreError):
     """Another process holds the data directory."""
 
 
-class Txn(Protocol):
-    """Changes to apply together. Reads made while building it do not see its own writes."""
-
-    def put_queue(self, queue: Queue) -> None:
-        """Creates or replaces a queue's configuration. A queue whose `storage_id` is 0 is new:
-        the store assigns it a fresh storage id (visible on the object at once)."""
-        ...
-
-    def delete_queue(self, queue: Queue) -> None:
-        """Deletes the queue with all its tasks, leases, tombstones, request ids and counters.
-        Entries of the global expiry index stay until delete_expiry removes them."""
-        ...
-
-    def put_task(self, queue: Queue, task: Task, previous: Task | None) -> None:
-        """Stores `task` (new when `previous` is None, else replacing `previous`, which must be
-        the task as currently stored). Moves it between indexes by its stage and updates the
-        queue's counters: WAITING tasks are indexed by schedule time (and, in pull queues, by
-        tag and schedule time), LEASED ones by lease expiry, FAILED ones by retain_until_us."""
-        ...
-
-    def delete_task(self, queue: Queue, task: Task) -> None:
-        """Deletes the stored `task` and its index entries; updates the counters."""
-        ...
-
-    def put_tombstone(self, queue: Queue, task_id: str, expire_us: int) -> None:
-        """Reserves a finished task's name until `expire_us` (replacing an older reservation)."""
-        ...
-
-    def put_request(self, queue: Queue, request_id: str, record: RequestRecord) -> None:
-        """Remembers what a create with `request_id` made (at record.create_time_us)."""
-        ...
-
-    def forget_requests(self, queue: Queue, now_us: int) -> None:
-        """Forgets request ids that `request` no longer returns at `now_us` (cheap to repeat)."""
-        ...
-
-    def delete_expiry(self, entry: Expiry) -> None:
-        """Removes an expiry-index entry and, when it still names the stored tombstone with the
-        same expiry, that tombstone. (FAILED tasks are removed with delete_task.)"""
-        ...
-
-    def forget_lease(self, entry: LeaseEntry) -> None:
-        """Deletes a lease-index entry that names no leased task (an inconsistency the reaper
-        cleans up rather than trips over forever)."""
-        ...
-
-    def promote(self, queue: Queue, until_us: int) -> int:
-        """Counts waiting tasks with schedule times up to `until_us` as ready from now on;
-        returns how many moved from scheduled to ready. It counts what the store holds, not
-        this transaction's own writes: call it before any other write to the queue's waiting
-        tasks in the same transaction."""
-        ...
-
-
-class Store(Protocol):
-    """A storage engine. See the module docstring for the threading and durability contract."""
+class Reader(Protocol):
+    """Reads. Each returns copies: changing a returned object changes nothing stored."""
 
     # Queues -------------------------------------------------------------------------------
 
     def queue(self, queue_id: str) -> Queue | None:
-        """The queue, or None. Returns a copy: changing it changes nothing stored."""
+        """The queue, or None."""
         ...
 
     def queue_by_storage_id(self, storage_id: int) -> Queue | None:
-        """The live queue with that storage id, or None (deleted queue)."""
+        """The live queue with that storage id, or None (a deleted queue)."""
         ...
 
     def queues(self, after: str, limit: int) -> list[Queue]:
         """Up to `limit` queues whose id sorts after `after`, in id order."""
+        ...
+
+    def purging_queues(self) -> list[Queue]:
+        """The queues whose purge is recorded but not finished (Queue.purging)."""
+        ...
+
+    def dead_letter_referrers(self, queue_id: str) -> list[str]:
+        """Ids of the queues that name `queue_id` as their dead-letter queue, in id order."""
         ...
 
     # Tasks --------------------------------------------------------------------------------
@@ -105,33 +77,57 @@ class Store(Protocol):
         """The stored task, or None."""
         ...
 
-    def tasks(self, queue: Queue, after: str, limit: int) -> list[Task]:
-        """Up to `limit` tasks whose id sorts after `after`, in id order."""
+    def tasks(self, queue: Queue, after: str, *, payloads: bool = True) -> Iterator[Task]:
+        """The queue's tasks whose id sorts after `after`, in id order, read as the iterator
+        advances (a caller that stops early reads no more). Without `payloads` the tasks come
+        with empty payloads, which may save the engine reading or decoding them."""
         ...
 
-    def waiting(self, queue: Queue, until_us: int, tag: str | None = None) -> Iterator[Task]:
-        """WAITING tasks with schedule_time_us <= until_us, oldest schedule time first (ties in
-        task id order). With `tag`, only tasks with that tag ("" selects untagged tasks); only
-        pull queues keep a tag index, so on a push queue the result with a tag is unspecified.
-        Consume it before the next write."""
+    def waiting(self, queue: Queue, until_us: int, tag: str | None = None, limit: int = 1000) -> Iterator[Task]:
+        """Up to `limit` WAITING tasks with schedule_time_us <= until_us, oldest schedule time
+        first (ties in task id order), read as the iterator advances. With `tag`, only tasks
+        with that tag ("" selects untagged tasks); only pull queues keep a tag index, so on a
+        push queue the result with a tag is unspecified. Inside a transaction the engine may
+        lock what it returns against other transactions (skipping what they hold)."""
         ...
 
     def oldest_waiting(self, queue: Queue) -> tuple[int, str] | None:
         """(schedule_time_us, tag) of the WAITING task with the earliest schedule time."""
         ...
 
-    def first_scheduled(self, queue: Queue) -> int | None:
-        """The earliest schedule time of the waiting tasks still counted as scheduled (those
-        after the counters' promoted_through_us), or None."""
+    def counters(self, queue: Queue) -> Counters:
+        """The queue's counters."""
         ...
+
+    def bucket(self, queue: Queue) -> TokenState | None:
+        """The push queue's stored token bucket, or None before its first dispatch."""
+        ...
+
+    def tombstone(self, queue: Queue, task_id: str) -> int | None:
+        """Until when the name is reserved, or None (expired reservations may still show)."""
+        ...
+
+    def request(self, queue: Queue, request_id: str, now_us: int) -> RequestRecord | None:
+        """What a create with this request id made, if it was made at most an hour before
+        `now_us` (older ones may be returned until their hour is forgotten, up to two hours
+        after)."""
+        ...
+
+    def acked(self, queue: Queue, task_id: str, now_us: int) -> str | None:
+        """The lease token with which the task was acknowledged, if that happened at most an
+        hour before `now_us` (older ones as for `request`)."""
+        ...
+
+    # Due-time indexes, across all queues ----------------------------------------------------
 
     def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
-        """Up to `limit` lease-index entries expiring at or before `until_us`, earliest first,
-        across all live queues."""
+        """Up to `limit` lease-index entries expiring at or before `until_us`, earliest first.
+        Entries may name tasks that are no longer so leased (or queues since deleted)."""
         ...
 
-    def leases(self, queue: Queue, limit: int) -> list[LeaseEntry]:
-        """Up to `limit` of the queue's LEASED tasks, earliest lease expiry first."""
+    def leases(self, after: LeaseEntry | None, limit: int) -> list[LeaseEntry]:
+        """Up to `limit` lease-index entries after `after` (None: from the first), in
+        (expiry, storage id, task id) order: a walk over every lease."""
         ...
 
     def next_lease_expiry(self) -> int | None:
@@ -146,21 +142,109 @@ class Store(Protocol):
         """The earliest entry of the expiry index, or None."""
         ...
 
-    def tombstone(self, queue: Queue, task_id: str) -> int | None:
-        """Until when the name is reserved, or None (expired reservations may still show)."""
+    def promotions(self, until_us: int, limit: int) -> list[Promotion]:
+        """Up to `limit` promotion-index entries due at or before `until_us`, earliest first:
+        queues whose waiting tasks may need counting as ready (see Txn.promote)."""
         ...
 
-    def request(self, queue: Queue, request_id: str, now_us: int) -> RequestRecord | None:
-        """What a create with this request id made, if it was made at most an hour before
-        `now_us` (older ones may be returned until forget_requests removes them, up to two
-        hours after)."""
+    def next_promotion(self) -> int | None:
+        """The earliest entry of the promotion index, or None."""
         ...
 
-    def counters(self, queue: Queue) -> Counters:
-        """The queue's counters (a copy), as of the last applied transaction."""
+    def request_hours(self, before_hour: int, limit: int) -> list[tuple[int, int]]:
+        """Up to `limit` (hour, storage id) pairs with request ids or acknowledgements kept
+        from hours before `before_hour`, oldest first."""
         ...
 
-    # Writes -------------------------------------------------------------------------------
+    def first_request_hour(self) -> int | None:
+        """The oldest hour holding request ids or acknowledgements, or None."""
+        ...
+
+    # Meta ---------------------------------------------------------------------------------
+
+    def page_token_key(self) -> bytes:
+        """A secret made when the database was created: the key that signs page tokens (the
+        same for every server on the database, and across restarts)."""
+        ...
+
+
+class Txn(Reader, Protocol):
+    """Changes to apply together (see the module docstring for what its reads see)."""
+
+    def put_queue(self, queue: Queue) -> None:
+        """Creates or replaces a queue's configuration. A queue whose `storage_id` is 0 is new:
+        the store assigns it a fresh storage id (visible on the object at once)."""
+        ...
+
+    def delete_queue(self, queue: Queue) -> None:
+        """Deletes the queue with all its tasks, tombstones, request ids, acknowledgements and
+        counters. Entries of the global due-time indexes naming it may stay until their
+        readers drop them."""
+        ...
+
+    def put_task(self, queue: Queue, task: Task, previous: Task | None) -> None:
+        """Stores `task` (new when `previous` is None, else replacing `previous`, which must be
+        the task as currently stored). Moves it between indexes by its stage and updates the
+        queue's counters: WAITING tasks are indexed by schedule time (and, in pull queues, by
+        tag and schedule time), LEASED ones by lease expiry, FAILED ones by retain_until_us.
+        A WAITING task counted as scheduled brings the queue's promotion entry forward to its
+        schedule time if it is later."""
+        ...
+
+    def delete_task(self, queue: Queue, task: Task) -> None:
+        """Deletes the stored `task` and its index entries; updates the counters."""
+        ...
+
+    def put_tombstone(self, queue: Queue, task_id: str, expire_us: int) -> None:
+        """Reserves a finished task's name until `expire_us` (replacing an older reservation)."""
+        ...
+
+    def put_request(self, queue: Queue, request_id: str, record: RequestRecord) -> None:
+        """Remembers what a create with `request_id` made (at record.create_time_us)."""
+        ...
+
+    def put_ack(self, queue: Queue, task_id: str, lease_token: str, now_us: int) -> None:
+        """Remembers that the task was acknowledged with `lease_token` at `now_us`."""
+        ...
+
+    def forget_hour(self, hour: int, storage_id: int) -> None:
+        """Forgets the request ids and acknowledgements of one queue made in one hour."""
+        ...
+
+    def delete_expiry(self, entry: Expiry) -> None:
+        """Removes an expiry-index entry and, when it still names the stored tombstone with the
+        same expiry, that tombstone. (FAILED tasks are removed with delete_task.)"""
+        ...
+
+    def forget_lease(self, entry: LeaseEntry) -> None:
+        """Deletes a lease-index entry that names no leased task."""
+        ...
+
+    def promote(self, queue: Queue, until_us: int, limit: int) -> bool:
+        """Counts waiting tasks due by `until_us` as ready from now on, at most `limit` of them:
+        the counters' boundary moves past them, to `until_us` itself when no more are due.
+        Keeps the queue's promotion-index entry at the next time it has work: the schedule
+        time of its first task still counted as scheduled, or `until_us` when `limit` stopped
+        it early. Returns True when the boundary reached `until_us`. It counts what the store
+        holds, not this transaction's own writes: call it before any other write to the
+        queue's waiting tasks in the same transaction."""
+        ...
+
+    def forget_promotion(self, entry: Promotion) -> None:
+        """Deletes a promotion-index entry (of a deleted queue, or a stale one)."""
+        ...
+
+    def put_bucket(self, queue: Queue, state: TokenState) -> None:
+        """Stores the push queue's token bucket."""
+        ...
+
+    def written(self) -> bool:
+        """Whether the transaction holds any change (an empty one needs no write or fsync)."""
+        ...
+
+
+class Store(Reader, Protocol):
+    """A storage engine. Reads see every applied transaction."""
 
     def begin(self) -> Txn:
         """A new, empty transaction."""
@@ -169,6 +253,10 @@ class Store(Protocol):
     def apply(self, txn: Txn) -> None:
         """Applies the transaction atomically; later reads see it. Raises StoreError on
         failure, in which case nothing of it is visible."""
+        ...
+
+    def discard(self, txn: Txn) -> None:
+        """Abandons a transaction that will not be applied (its mutation failed)."""
         ...
 
     def sync(self) -> None:

@@ -1,17 +1,24 @@
-"""The single writer: every change to the store goes through one CommitLoop.
+"""The single writer: the Database of engines that serialise writes in this process
+(RocksDB, and the in-memory twin).
 
-A caller hands the loop a *mutation*, a function that reads what it needs from the store and
-records its changes in a transaction, and awaits the result. The loop runs the mutations
-waiting at that moment one after another (each sees the writes of the ones before it, so
-two leases of one task, or an ack crossing an expiry, cannot race), applies each as one
-atomic write, then makes the whole group durable with one fsync of the write-ahead log in a
-worker thread (the event loop keeps serving meanwhile), and only then answers every caller
-and runs their after-commit hooks. An error raised by a mutation fails only that mutation.
+A caller hands the loop a *mutation* (a function that reads what it needs and records its
+changes in a transaction, see store/database.py) and awaits the result. The loop runs the
+mutations waiting at that moment one after another (each sees the writes of the ones before
+it, so two leases of one task, or an ack crossing an expiry, cannot race), applies each as
+one atomic write, then makes the whole group durable with one fsync of the write-ahead log,
+and only then answers every caller and runs their after-commit hooks. An error raised by a
+mutation fails only that mutation.
 
-Durability modes:
-  fsync   (default) an answered write is in the fsynced WAL: it survives kill -9 and power loss.
-  nosync  the WAL is written but not fsynced: an answered write survives kill -9 (the OS has
-          it) but may be lost if the machine loses power. Faster; never the default.
+Which answers wait for an fsync. A durable write is answered once everything applied before
+it is durable. A write run with `durable=False` (push deliveries: a delivery is not an answer
+to a request, and a delivery lost in a crash is only delivered again) is answered as soon as it
+is applied, unless a durable write applied earlier is still waiting for its fsync: a worker
+must never receive a task whose creation could still be lost. A group of only non-durable
+writes skips its fsync; the next durable group makes it durable, or, at the latest,
+LAZY_SYNC_SECONDS later, a sync of its own. So a power loss (never a process crash: the WAL
+is written before anything is answered) can roll back the deliveries of that window: the
+tasks are delivered again and their attempt_count and first_attempt_time go back to what
+they were, which can let a task be tried a few times more than max_attempts.
 
 Where the fsync runs: handing it to a thread costs about 60 µs of CPU in thread switches
 per group, more than a fast disk takes to sync. So while recent fsyncs have been fast
@@ -19,15 +26,17 @@ per group, more than a fast disk takes to sync. So while recent fsyncs have been
 thread and keeps serving meanwhile. Requests arriving during an inline fsync wait in gRPC's
 queues and form the next group, so grouping works either way.
 
-A mutation run with `durable=False` is answered as soon as it is applied, before its
-group's fsync. Push dispatch uses it: a delivery is not an answer to a request, and a lease
-lost in a crash only means the task is delivered again (at least once, as always).
+When the storage fails (a write or an fsync fails: a full disk, an I/O error) the loop stops
+accepting writes: after a failed fsync the kernel may have dropped the unwritten pages
+(fsyncgate), so nothing not yet durable may be answered OK. Every write waiting for that
+fsync, and every write queued behind it, fails with UNAVAILABLE, and the listener hears of it;
+the engine's owner then reopens the database (`reopen`), which recovers from what the log
+holds on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections.abc import Callable
@@ -35,37 +44,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from taskq.core.errors import StorageUnavailable, TaskqError
-from taskq.store.base import Store, StoreError, Txn
+from taskq.store.base import Reader, Store, StoreError
+from taskq.store.database import Change, Durability, Listener, Mutation
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-
-class Durability(enum.Enum):
-    FSYNC = "fsync"
-    NOSYNC = "nosync"
-
-
-class Committed:
-    """A mutation's handle: the store to read, the transaction to write, and what to do once
-    the writes are durable (hooks, and queues whose waiters should look again)."""
-
-    def __init__(self, store: Store, txn: Txn) -> None:
-        self.store = store
-        self.txn = txn
-        self.after_commit: list[Callable[[], None]] = []
-        self.woken: set[str] = set()
-
-    def on_commit(self, hook: Callable[[], None]) -> None:
-        self.after_commit.append(hook)
-
-    def wake(self, queue_id: str) -> None:
-        """After the commit, signal the queue's waiters (long polls, dispatchers)."""
-        self.woken.add(queue_id)
-
-
-Mutation = Callable[[Committed], T]
+#: (future, result, error, hooks) of a mutation waiting for its group's fsync.
+_Outcome = tuple["asyncio.Future[Any]", Any, "BaseException | None", list[Callable[[], None]]]
 
 
 class CommitLoop:
@@ -75,44 +62,78 @@ class CommitLoop:
     MAX_GROUP = 4096
     #: Sync inline while the recent average fsync is shorter than this (seconds).
     INLINE_FSYNC_BELOW_S = 0.0005
+    #: Non-durable writes are made durable at the latest this long after they were applied.
+    LAZY_SYNC_SECONDS = 0.1
 
     def __init__(
         self,
-        store: Store,
+        open_store: Callable[[], Store],
         durability: Durability = Durability.FSYNC,
-        wake: Callable[[str], None] | None = None,
+        listener: Listener | None = None,
     ) -> None:
-        self._store = store
+        self._open_store = open_store
         self._durability = durability
-        self._wake = wake
+        self._listener = listener
+        self.store: Store | None = None
         self._pending: list[tuple[Mutation[Any], asyncio.Future[Any], bool]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        #: Set when an fsync failed: what the WAL holds is unknown, so no write is accepted again.
-        self._broken: str | None = None
+        self._failed: str | None = None
+        #: Writes applied and not yet fsynced: any, and any of a durable mutation.
+        self._unsynced = False
         self.groups_committed = 0
+        self.syncs = 0
         #: Moving average of fsync durations, seconds; starts on the threaded side.
         self._fsync_seconds = 0.001
         self._sync_thread: ThreadPoolExecutor | None = None
 
-    def start(self) -> None:
+    @property
+    def failed(self) -> str | None:
+        return self._failed
+
+    async def open(self) -> None:
+        self.store = await asyncio.to_thread(self._open_store)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="taskq-commit-loop")
 
-    async def stop(self) -> None:
-        """Commits what is pending, then stops."""
+    async def close(self) -> None:
+        """Commits what is pending, then stops and closes the store."""
         self._stopping = True
         self._wakeup.set()
         if self._task is not None:
             await self._task
         if self._sync_thread is not None:
             self._sync_thread.shutdown(wait=True)
+        if self.store is not None:
+            self.store.close()
 
-    async def run(self, mutation: Mutation[T], *, durable: bool = True) -> T:
-        """Runs `mutation` in the writer; returns its result once its writes are durable (or,
-        with durable=False, once they are applied: see the module docstring)."""
-        if self._broken is not None:
-            raise StorageUnavailable(f"storage failed and accepts no writes: {self._broken}")
+    async def reopen(self) -> None:
+        """Closes the failed store and opens it again; raises StoreError if it cannot yet."""
+        if self.store is not None:
+            old, self.store = self.store, None
+            await asyncio.to_thread(old.close)
+        self.store = await asyncio.to_thread(self._open_store)
+        self._unsynced = False
+        self._failed = None
+        log.warning("the database was reopened; writes are accepted again")
+
+    async def maintain(self) -> None:
+        store = self.store
+        if store is not None and self._failed is None:
+            await asyncio.to_thread(store.maintain)
+
+    # Reads and writes ---------------------------------------------------------------------
+
+    async def read(self, fn: Callable[[Reader], T]) -> T:
+        store = self._usable()
+        try:
+            return fn(store)
+        except StoreError as error:
+            self._fail(error)
+            raise StorageUnavailable(f"the storage failed: {error}", retry_delay_seconds=1.0) from None
+
+    async def write(self, mutation: Mutation[T], *, durable: bool = True) -> T:
+        self._usable()
         if self._stopping:
             raise StorageUnavailable("the server is shutting down", retry_delay_seconds=1.0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -120,76 +141,142 @@ class CommitLoop:
         self._wakeup.set()
         return await future
 
+    def _usable(self) -> Store:
+        if self._failed is not None or self.store is None:
+            raise StorageUnavailable(
+                f"the storage failed and is being recovered: {self._failed or 'not open'}", retry_delay_seconds=1.0
+            )
+        return self.store
+
+    # The loop -----------------------------------------------------------------------------
+
     async def _run(self) -> None:
         while True:
-            await self._wakeup.wait()
+            if self._unsynced and not self._pending and not self._stopping:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self.LAZY_SYNC_SECONDS)
+                except TimeoutError:
+                    await self._lazy_sync()
+                    continue
+            else:
+                await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
                 group, self._pending = self._pending[: self.MAX_GROUP], self._pending[self.MAX_GROUP :]
+                if self._failed is not None:
+                    self._fail_all([future for _, future, _ in group], None)
+                    continue
                 await self._commit(group)
             if self._stopping and not self._pending:
+                if self._unsynced and self._failed is None:
+                    await self._lazy_sync()
                 return
 
-    async def _commit(self, group: list[tuple[Mutation[Any], asyncio.Future[Any], bool]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None, list[Callable[[], None]]]] = []
-        woken: set[str] = set()
-        wrote = False  # a durable mutation wrote: the group needs its fsync
-        for mutation, future, durable in group:
-            if future.cancelled():
-                # The caller went away before its turn: nothing was promised, nothing is done.
-                continue
-            committed = Committed(self._store, self._store.begin())
-            try:
-                result = mutation(committed)
-                self._store.apply(committed.txn)
-            except TaskqError as error:
-                outcomes.append((future, None, error, []))
-                continue
-            except StoreError as error:
-                log.error("a write failed: %s", error)
-                outcomes.append((future, None, StorageUnavailable(f"the write failed: {error}"), []))
-                continue
-            except Exception as error:  # a bug: fail this caller, keep serving the others
-                log.exception("a mutation raised")
-                outcomes.append((future, None, error, []))
-                continue
-            woken |= committed.woken
-            if durable:
-                wrote = True
-                outcomes.append((future, result, None, committed.after_commit))
-            else:
-                # Answered now; made durable by the next group that fsyncs (a group of only
-                # such writes skips the fsync: nothing in it was promised).
-                self._settle(future, result, None, committed.after_commit)
-        if wrote and self._durability is Durability.FSYNC:
+    async def _lazy_sync(self) -> None:
+        """Makes non-durable writes durable when no durable group came along to do it."""
+        if self._failed is not None or not self._unsynced:
+            return
+        if self._durability is Durability.FSYNC:
             try:
                 await self._sync()
             except StoreError as error:
-                # After a failed fsync the kernel may have dropped the dirty pages: nothing in
-                # this group can be promised durable, and later writes could not be either.
-                self._broken = str(error)
-                log.critical("fsync failed; refusing all further writes: %s", error)
-                failure = StorageUnavailable(f"the write could not be made durable: {error}")
-                for future, _, _, _ in outcomes:
-                    if not future.done():
-                        future.set_exception(failure)
+                self._fail(error)
                 return
+        self._unsynced = False
+
+    async def _commit(self, group: list[tuple[Mutation[Any], asyncio.Future[Any], bool]]) -> None:
+        store = self.store
+        assert store is not None
+        waiting: list[_Outcome] = []
+        woken: set[str] = set()
+        ended: dict[str, list[tuple[str, str]]] = {}
+        durable_pending = False  # a durable mutation's writes are applied, not yet synced
+        for index, (mutation, future, durable) in enumerate(group):
+            if future.cancelled():
+                # The caller went away before its turn: nothing was promised, nothing is done.
+                continue
+            txn = store.begin()
+            change = Change(txn)
+            try:
+                result = mutation(change)
+                store.apply(txn)
+            except TaskqError as error:
+                store.discard(txn)
+                waiting.append((future, None, error, []))
+                continue
+            except StoreError as error:
+                store.discard(txn)
+                later = [entry[1] for entry in group[index + 1 :]]
+                self._fail(error, [future, *(outcome[0] for outcome in waiting), *later])
+                return
+            except Exception as error:  # a bug: fail this caller, keep serving the others
+                store.discard(txn)
+                log.exception("a mutation raised")
+                waiting.append((future, None, error, []))
+                continue
+            woken |= change.woken
+            for queue_id, leases in change.ended.items():
+                ended.setdefault(queue_id, []).extend(leases)
+            wrote = txn.written() and self._durability is Durability.FSYNC
+            if wrote:
+                self._unsynced = True
+            if durable:
+                durable_pending = durable_pending or wrote
+                waiting.append((future, result, None, change.after_commit))
+            elif durable_pending:
+                # A delivery must not reach a worker before the writes it may depend on (the
+                # task's creation, a retry) are durable: it waits for the fsync too.
+                waiting.append((future, result, None, change.after_commit))
+            else:
+                self._settle(future, result, None, change.after_commit)
+        needs_sync = self._unsynced and any(error is None for _, _, error, _ in waiting)
+        if needs_sync and self._durability is Durability.FSYNC:
+            try:
+                await self._sync()
+            except StoreError as error:
+                self._fail(error, [outcome[0] for outcome in waiting])
+                return
+        if needs_sync:
+            self._unsynced = False
         self.groups_committed += 1
-        if self._wake is not None:
-            for queue_id in woken:
-                self._wake(queue_id)
-        for future, result, error, hooks in outcomes:
+        if self._listener is not None:
+            if woken:
+                self._listener.woken(woken)
+            if ended:
+                self._listener.leases_ended(ended)
+        for future, result, error, hooks in waiting:
             self._settle(future, result, error, hooks)
+
+    def _fail(self, error: StoreError, futures: list[asyncio.Future[Any]] | None = None) -> None:
+        """Storage failure: nothing more is written or answered OK until `reopen`."""
+        first = self._failed is None
+        if first:
+            self._failed = str(error)
+            log.critical("the storage failed; refusing writes until the database is reopened: %s", error)
+        pending = [future for _, future, _ in self._pending]
+        self._pending = []
+        self._fail_all([*(futures or []), *pending], str(error))
+        if first and self._listener is not None:
+            self._listener.storage_failed(str(error))
+
+    def _fail_all(self, futures: list[asyncio.Future[Any]], reason: str | None) -> None:
+        failure = StorageUnavailable(
+            f"the write could not be made durable: {reason or self._failed}", retry_delay_seconds=1.0
+        )
+        for future in futures:
+            if not future.done():
+                future.set_exception(failure)
 
     @staticmethod
     def _settle(
         future: asyncio.Future[Any], result: Any, error: BaseException | None, hooks: list[Callable[[], None]]
     ) -> None:
-        for hook in hooks:
-            try:
-                hook()
-            except Exception:
-                log.exception("an after-commit hook raised")
+        if error is None:
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("an after-commit hook raised")
         if future.done():
             return
         if error is not None:
@@ -199,6 +286,7 @@ class CommitLoop:
 
     async def _sync(self) -> None:
         """fsyncs the WAL, inline or in the sync thread (see the module docstring)."""
+        self.syncs += 1
         if self._fsync_seconds < self.INLINE_FSYNC_BELOW_S:
             seconds = self._timed_sync()
         else:
@@ -209,5 +297,6 @@ class CommitLoop:
 
     def _timed_sync(self) -> float:
         started = time.perf_counter()
-        self._store.sync()
+        assert self.store is not None
+        self.store.sync()
         return time.perf_counter() - started

@@ -3,22 +3,36 @@
 Every key starts with a one-byte prefix naming its family. Integers are unsigned big-endian,
 so byte order is numeric order and range scans walk time in order. `sid` is the 4-byte
 storage id of a queue incarnation (core.model.Queue.storage_id): deleting a queue deletes
-its families' sid ranges, and a re-created queue of the same name gets a new sid.
+its per-queue families' sid ranges, and a re-created queue of the same name gets a new sid.
 
-    M name                                   -> meta value (schema version, next storage id)
-    Q queue_id                               -> QueueRecord
-    C sid                                    -> CountersRecord
-    R sid task_id                            -> TaskRecord
-    E sid eta_us(8) task_id                  -> tag (UTF-8)         waiting tasks by schedule time
-    G sid len(tag)(2) tag eta_us(8) task_id  -> empty               pull queues: waiting by tag
-    N sid task_id                            -> expire_us(8)        name tombstones
-    I sid hour(4) request_id                 -> RequestRecord       create idempotency keys, by
-                                                                    the hour of the create
-    X sid expire_us(8) task_id               -> empty               leased tasks by lease expiry
-    Y expire_us(8) kind(1) sid key           -> empty               expiries (tombstones, FAILED
-                                                                    tasks), all queues
+    M name                                   -> meta value (schema version, next storage id,
+                                                page-token key)
+    Q queue_id                               -> QueueRecord (records.proto)
+    C sid                                    -> CountersRecord (records.proto): counters,
+                                                promotion boundary, token bucket
+    R sid task_id                            -> task record (packed; task_record.py)
+    E sid eta_us(8) task_id                  -> tag (UTF-8)        waiting tasks by schedule time
+    G sid len(tag)(2) tag eta_us(8) task_id  -> empty              pull queues: waiting by tag
+    N sid task_id                            -> expire_us(8)       name tombstones
+    I sid hour(4) request_id                 -> request record     create idempotency keys, by
+                                                                   the hour of the create
+                                                                   (records.encode_request)
+    A sid hour(4) task_id                    -> lease token        acknowledged tasks, by the
+                                                                   hour of the ack, so that a
+                                                                   retried ack gets the same answer
 
-Values are records.proto messages unless stated. Task ids, queue ids and request ids are
+  Global indexes by due time, one per kind of housekeeping, so that each pass of a background
+  loop reads only what is due, whatever the number of queues:
+
+    X expire_us(8) sid task_id               -> empty   leased tasks by lease expiry (reaper)
+    Y expire_us(8) kind(1) sid key           -> empty   expiries: tombstones, FAILED tasks (janitor)
+    P due_us(8) sid                          -> empty   queues whose scheduled tasks may be due
+                                                        for counting as ready (janitor)
+    J hour(4) sid                            -> empty   (queue, hour) pairs holding I or A keys,
+                                                        deleted in whole hours (janitor)
+
+Entries of the global indexes may outlive what they name (a deleted queue, a task leased
+again): their readers check and drop such entries. Task ids, queue ids and request ids are
 ASCII without NUL, and always last in a key or length-prefixed, so keys never collide.
 
 Changing the layout
@@ -27,19 +41,22 @@ KEY_SCHEMA_VERSION is stored under `M schema_version` when a data directory is c
 a server refuses to open a directory with another version. To change the layout:
 1. Bump KEY_SCHEMA_VERSION below.
 2. Change the encoders here (and only here) and the docstring above.
-3. Add a migration in store/rocksdb.py (`_migrate`) that rewrites a directory of the previous
+3. Add a migration in store/rocksdb_migrate.py that rewrites a directory of the previous
    version in batches, then writes the new version; until one exists, the server refuses old
    directories with a message naming both versions.
 4. Add a test that opens a directory written with the previous layout.
 Adding a field to a records.proto message needs no bump: protobuf ignores unknown fields
 and defaults missing ones. Reusing or renumbering a field does need one.
+
+History: version 1 kept the lease index per queue (`X sid expire_us task_id`) and had no P, J
+or A families; store/rocksdb_migrate.py turns a version 1 directory into version 2.
 """
 
 from __future__ import annotations
 
 import struct
 
-KEY_SCHEMA_VERSION = 1
+KEY_SCHEMA_VERSION = 2
 
 META = b"M"
 QUEUE = b"Q"
@@ -49,14 +66,19 @@ ETA = b"E"
 TAG = b"G"
 TOMBSTONE = b"N"
 REQUEST = b"I"
+ACK = b"A"
 LEASE = b"X"
 EXPIRY = b"Y"
+PROMOTION = b"P"
+HOURS = b"J"
 
 #: Families keyed by storage id first: deleting a queue deletes these sid ranges.
-PER_QUEUE_FAMILIES = (COUNTERS, RECORD, ETA, TAG, TOMBSTONE, REQUEST, LEASE)
+PER_QUEUE_FAMILIES = (COUNTERS, RECORD, ETA, TAG, TOMBSTONE, REQUEST, ACK)
 
 META_SCHEMA_VERSION = META + b"schema_version"
 META_NEXT_STORAGE_ID = META + b"next_storage_id"
+#: 32 random bytes made when the directory is created: the key that signs page tokens.
+META_PAGE_TOKEN_KEY = META + b"page_token_key"
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -141,8 +163,9 @@ def tombstone_key(storage_id: int, task_id: str) -> bytes:
     return TOMBSTONE + sid(storage_id) + task_id.encode()
 
 
-#: Request ids are kept in hour buckets: a lookup reads the current and the previous hour, and
-#: whole older hours are range-deleted, so no expiry entry is written or processed per id.
+#: Request ids and acknowledgements are kept in hour buckets: a lookup reads the current and
+#: the previous hour, and whole older hours are range-deleted, so no expiry entry is written or
+#: processed per id.
 REQUEST_BUCKET_US = 3_600_000_000
 
 
@@ -154,21 +177,40 @@ def request_key(storage_id: int, bucket: int, request_id: str) -> bytes:
     return REQUEST + sid(storage_id) + _U32.pack(bucket) + request_id.encode()
 
 
-def request_bucket_prefix(storage_id: int, bucket: int) -> bytes:
-    return REQUEST + sid(storage_id) + _U32.pack(bucket)
+def ack_key(storage_id: int, bucket: int, task_id: str) -> bytes:
+    return ACK + sid(storage_id) + _U32.pack(bucket) + task_id.encode()
 
 
-def lease_prefix(storage_id: int) -> bytes:
-    return LEASE + sid(storage_id)
+def hour_range(family: bytes, storage_id: int, bucket: int) -> tuple[bytes, bytes]:
+    """[start, end) of one queue's keys of one hour in the I or A family."""
+    return family + sid(storage_id) + _U32.pack(bucket), family + sid(storage_id) + _U32.pack(bucket + 1)
+
+
+def hours_key(bucket: int, storage_id: int) -> bytes:
+    return HOURS + _U32.pack(bucket) + sid(storage_id)
+
+
+def parse_hours_key(key: bytes) -> tuple[int, int]:
+    """(hour bucket, storage_id) of a J key."""
+    return _U32.unpack_from(key, 1)[0], _U32.unpack_from(key, 5)[0]
 
 
 def lease_key(expire_us: int, storage_id: int, task_id: str) -> bytes:
-    return LEASE + sid(storage_id) + _U64.pack(expire_us) + task_id.encode()
+    return LEASE + _U64.pack(expire_us) + sid(storage_id) + task_id.encode()
 
 
 def parse_lease_key(key: bytes) -> tuple[int, int, str]:
     """(expire_us, storage_id, task_id) of an X key."""
-    return _U64.unpack_from(key, 5)[0], _U32.unpack_from(key, 1)[0], key[13:].decode()
+    return _U64.unpack_from(key, 1)[0], _U32.unpack_from(key, 9)[0], key[13:].decode()
+
+
+def promotion_key(due_us: int, storage_id: int) -> bytes:
+    return PROMOTION + _U64.pack(due_us) + sid(storage_id)
+
+
+def parse_promotion_key(key: bytes) -> tuple[int, int]:
+    """(due_us, storage_id) of a P key."""
+    return _U64.unpack_from(key, 1)[0], _U32.unpack_from(key, 9)[0]
 
 
 def expiry_key(expire_us: int, kind: int, storage_id: int, key: str) -> bytes:
@@ -181,5 +223,10 @@ def parse_expiry_key(key: bytes) -> tuple[int, int, int, str]:
 
 
 def time_prefix(family: bytes, time_us: int) -> bytes:
-    """The first possible key at `time_us` in a time-first family (Y, or an X sid prefix)."""
+    """The first possible key at `time_us` in a time-first family (X, Y, P)."""
     return family + _U64.pack(time_us)
+
+
+def hour_prefix(bucket: int) -> bytes:
+    """The first possible J key of an hour bucket."""
+    return HOURS + _U32.pack(bucket)

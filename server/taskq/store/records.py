@@ -12,6 +12,7 @@ from taskq.core.model import (
     QueueType,
     RequestRecord,
     RetryPolicy,
+    TokenState,
 )
 from taskq.store.gen import records_pb2
 
@@ -54,6 +55,7 @@ def encode_queue(queue: Queue) -> bytes:
         create_time_us=queue.create_time_us,
         update_time_us=queue.update_time_us,
         purge_time_us=queue.purge_time_us,
+        purging=queue.purging,
     )
     if queue.max_dispatches_per_second is not None:
         record.max_dispatches_per_second = queue.max_dispatches_per_second
@@ -80,29 +82,40 @@ def decode_queue(data: bytes) -> Queue:
         create_time_us=record.create_time_us,
         update_time_us=record.update_time_us,
         purge_time_us=record.purge_time_us,
+        purging=record.purging,
         storage_id=record.storage_id,
     )
 
 
-def encode_counters(counters: Counters) -> bytes:
-    return records_pb2.CountersRecord(
+def encode_counters(counters: Counters, bucket: TokenState | None) -> bytes:
+    record = records_pb2.CountersRecord(
         scheduled=counters.scheduled,
         ready=counters.ready,
         leased=counters.leased,
         failed=counters.failed,
         promoted_through_us=counters.promoted_through_us,
-    ).SerializeToString()
+        promoted_through_id=counters.promoted_through_id,
+        next_promotion_us=counters.next_promotion_us,
+    )
+    if bucket is not None:
+        record.bucket_tokens = bucket.tokens
+        record.bucket_updated_us = bucket.updated_us
+    return record.SerializeToString()
 
 
-def decode_counters(data: bytes) -> Counters:
+def decode_counters(data: bytes) -> tuple[Counters, TokenState | None]:
     record = records_pb2.CountersRecord.FromString(data)
-    return Counters(
+    counters = Counters(
         scheduled=record.scheduled,
         ready=record.ready,
         leased=record.leased,
         failed=record.failed,
         promoted_through_us=record.promoted_through_us,
+        promoted_through_id=record.promoted_through_id,
+        next_promotion_us=record.next_promotion_us,
     )
+    bucket = TokenState(record.bucket_tokens, record.bucket_updated_us) if record.HasField("bucket_tokens") else None
+    return counters, bucket
 
 
 _REQUEST_HEADER = struct.Struct(">qqH")

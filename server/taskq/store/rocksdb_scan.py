@@ -1,10 +1,14 @@
-"""Range scans over rocksdict: the two traps of rocksdict 0.3.29 handled in one place."""
+"""Range scans over rocksdict: the two traps of rocksdict 0.3.29 handled in one place, and
+errors that surface mid-scan turned into StoreError instead of a silent end of the data."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import rocksdict
+
+from taskq.store.base import StoreError
+from taskq.store.faults import Faults
 
 
 def bounded(upper: bytes) -> rocksdict.ReadOptions:
@@ -23,7 +27,21 @@ def bounded(upper: bytes) -> rocksdict.ReadOptions:
     return options
 
 
-def items(db: rocksdict.Rdict, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+def _check(iterator: rocksdict.RdictIter, faults: Faults | None) -> None:
+    """An iterator that stops being valid has either reached the end or hit an error (an I/O
+    error, a corrupt block): only `status` tells which. Treating an error as the end would
+    make counters drift and leases go unnoticed, so it fails the read instead."""
+    try:
+        iterator.status()
+    except Exception as error:  # rocksdict raises bare Exceptions
+        raise StoreError(f"a scan failed: {error}") from error
+    if faults is not None:
+        faults.on_scan_end()
+
+
+def items(
+    db: rocksdict.Rdict, start: bytes, end: bytes, faults: Faults | None = None
+) -> Iterator[tuple[bytes, bytes]]:
     """(key, value) pairs with start <= key < end, in key order."""
     options = bounded(end)  # held by this frame for the iterator's whole life
     iterator = db.iter(options)
@@ -31,9 +49,10 @@ def items(db: rocksdict.Rdict, start: bytes, end: bytes) -> Iterator[tuple[bytes
     while iterator.valid():
         yield iterator.key(), iterator.value()
         iterator.next()
+    _check(iterator, faults)
 
 
-def keys_between(db: rocksdict.Rdict, start: bytes, end: bytes) -> Iterator[bytes]:
+def keys_between(db: rocksdict.Rdict, start: bytes, end: bytes, faults: Faults | None = None) -> Iterator[bytes]:
     """Keys with start <= key < end, in key order."""
     options = bounded(end)
     iterator = db.iter(options)
@@ -41,3 +60,4 @@ def keys_between(db: rocksdict.Rdict, start: bytes, end: bytes) -> Iterator[byte
     while iterator.valid():
         yield iterator.key()
         iterator.next()
+    _check(iterator, faults)

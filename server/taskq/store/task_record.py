@@ -78,7 +78,8 @@ def encode_task(task: Task) -> bytes:
     return b"".join(parts)
 
 
-def decode_task(task_id: str, data: bytes) -> Task:
+def decode_task(task_id: str, data: bytes, payload: bool = True) -> Task:
+    """The task stored in `data`; without `payload`, with an empty payload (not copied out)."""
     try:
         (version, stage, flags, attempt_count, schedule_us, create_us, first_attempt_us, lease_expire_us,
          deadline_us, retain_until_us) = _HEADER.unpack_from(data)
@@ -113,10 +114,10 @@ def decode_task(task_id: str, data: bytes) -> Task:
                 length = _U32.unpack_from(data, offset)[0]
                 attributes[key] = data[offset + 4 : offset + 4 + length].decode()
                 offset += 4 + length
-        payload = data[offset:]
+        body = data[offset:] if payload else b""
     except (struct.error, UnicodeDecodeError, IndexError) as error:
         raise StoreError(f"the stored record of task {task_id} is corrupt: {error}") from error
     return Task(
-        task_id, schedule_us, create_us, payload, attributes, tag, _STAGES[stage], attempt_count, first_attempt_us,
+        task_id, schedule_us, create_us, body, attributes, tag, _STAGES[stage], attempt_count, first_attempt_us,
         last_attempt, token, lease_expire_us, retry, deadline_us, bool(flags & NAMED), retain_until_us,
     )

@@ -1,0 +1,124 @@
+"""The seam between core/ and an engine: how core reads and how it changes things.
+
+Core never holds a store. It asks a `Database` to run a function: `read(fn)` gives `fn` a
+Reader of committed state; `write(mutation)` gives the mutation a `Change` (a transaction to
+read and write, plus what to do after the commit) and returns the mutation's result once
+its writes are committed and durable. How that is achieved is the engine's business:
+
+- RocksDB (store/commit.py): one writer applies mutations in turn, groups them, fsyncs each
+  group once. Mutations never race, because they never run at the same time.
+- PostgreSQL (store/postgres/): each mutation runs in its own transaction with row locks on
+  a pooled connection, concurrently with others (in this server or another), and is run again
+  from the start when the database reports a serialization failure or a deadlock.
+
+So a mutation must be a plain function of the Change: it may run more than once, and only
+its Change's hooks (`on_commit`, `wake`, `lease_ended`) may act on the world, after the commit.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from taskq.store.base import Reader, Txn
+
+T = TypeVar("T")
+
+
+class Durability(enum.Enum):
+    """What an answered write survives.
+
+    fsync   (default) the write is durable before it is answered: it survives kill -9 and
+            power loss.
+    nosync  the write reached the operating system before it is answered (RocksDB: the WAL is
+            written but not fsynced): it survives kill -9 but may be lost if the machine loses
+            power. Faster; never the default.
+    """
+
+    FSYNC = "fsync"
+    NOSYNC = "nosync"
+
+
+class Change:
+    """A mutation's handle: the transaction, and what to do once it is committed."""
+
+    __slots__ = ("txn", "after_commit", "woken", "ended", "promoted")
+
+    def __init__(self, txn: Txn) -> None:
+        self.txn = txn
+        #: Storage ids of queues whose counters this change has promoted (once per change:
+        #: see Txn.promote).
+        self.promoted: set[int] = set()
+        self.after_commit: list[Callable[[], None]] = []
+        self.woken: set[str] = set()
+        #: queue id -> (task id, lease token) of the leases this change ended (acknowledged,
+        #: failed, released, expired, deleted).
+        self.ended: dict[str, list[tuple[str, str]]] = {}
+
+    def on_commit(self, hook: Callable[[], None]) -> None:
+        """Runs `hook` after the commit (not if the change is abandoned)."""
+        self.after_commit.append(hook)
+
+    def wake(self, queue_id: str) -> None:
+        """After the commit, signal the queue's waiters (long polls, dispatchers)."""
+        self.woken.add(queue_id)
+
+    def lease_ended(self, queue_id: str, task_id: str, lease_token: str) -> None:
+        """After the commit, tell whoever tracks the lease (a push stream) that it ended."""
+        self.ended.setdefault(queue_id, []).append((task_id, lease_token))
+
+
+Mutation = Callable[[Change], T]
+
+
+class Listener(Protocol):
+    """What the engine's owner wants to hear from the database."""
+
+    def woken(self, queue_ids: set[str]) -> None:
+        """Committed changes concern these queues."""
+        ...
+
+    def leases_ended(self, ended: dict[str, list[tuple[str, str]]]) -> None:
+        """Committed changes ended these leases (queue id -> (task id, lease token))."""
+        ...
+
+    def storage_failed(self, reason: str) -> None:
+        """The storage failed: nothing more can be written until `Database.reopen` succeeds."""
+        ...
+
+
+class Database(Protocol):
+    async def open(self) -> None:
+        """Opens the store and starts whatever runs the writes."""
+        ...
+
+    async def read(self, fn: Callable[[Reader], T]) -> T:
+        """Runs `fn` on a Reader of committed state. Raises StorageUnavailable when the
+        storage has failed."""
+        ...
+
+    async def write(self, mutation: Mutation[T], *, durable: bool = True) -> T:
+        """Runs `mutation` atomically; returns its result once committed (and, when
+        `durable`, durable per the durability mode). A TaskqError raised by the mutation
+        abandons its writes and reaches the caller; a storage failure raises
+        StorageUnavailable."""
+        ...
+
+    async def maintain(self) -> None:
+        """Housekeeping that may take a while (compactions), off the event loop."""
+        ...
+
+    async def reopen(self) -> None:
+        """After a storage failure: closes and opens the store again (recovering from its
+        log). Raises StoreError if it cannot yet."""
+        ...
+
+    async def close(self) -> None:
+        """Commits what is pending, then closes the store."""
+        ...
+
+    @property
+    def failed(self) -> str | None:
+        """Why the storage failed, while it is failed; else None."""
+        ...
