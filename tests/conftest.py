@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import FakeClock, ServerHarness  # noqa: E402
+from harness import FakeClock, ServerHarness, Stream  # noqa: E402
 
 
 @pytest.fixture
@@ -32,3 +32,12 @@ def fake_server(tmp_path, clock):
     harness = ServerHarness(str(tmp_path / "data"), clock=clock)
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def streams():
+    """Push streams a test opened (closed at its end)."""
+    opened: list[Stream] = []
+    yield opened
+    for stream in opened:
+        stream.close()

@@ -50,7 +50,11 @@ class ServerHarness:
         self.server = self.run(self._build(config))
         self.port = self.run(self.server.start())
         self.address = f"127.0.0.1:{self.port}"
-        self.channel = grpc.insecure_channel(self.address)
+        # The client's limits are above any server's, so tests see the server's own limits.
+        self.channel = grpc.insecure_channel(self.address, options=[
+            ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+        ])
         self.tasks = task_service_pb2_grpc.TaskServiceStub(self.channel)
         self.queues = queue_service_pb2_grpc.QueueServiceStub(self.channel)
 
@@ -141,7 +145,54 @@ def error_reason(error: grpc.RpcError) -> str:
     return ""
 
 
-__all__ = ["ServerHarness", "FakeClock", "seconds_to_duration", "error_reason"]
+def stream_error_reason(stream_error) -> str:
+    """The ErrorInfo reason of a StreamError message ("" if it has none)."""
+    from google.rpc import error_details_pb2
+
+    for detail in stream_error.status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return ""
+
+
+def fill(server: ServerHarness, queue_id: str, count: int, **task_fields: Any) -> None:
+    """Creates `count` tasks whose payloads are their numbers, in batches of 1000."""
+    requests = [task_service_pb2.CreateTaskRequest(task=task_pb2.Task(payload=str(i).encode(), **task_fields))
+                for i in range(count)]
+    for start in range(0, count, 1000):
+        server.tasks.BatchCreateTasks(
+            task_service_pb2.BatchCreateTasksRequest(parent=f"queues/{queue_id}", requests=requests[start:start + 1000])
+        )
+
+
+def eventually(condition, seconds: float = 30) -> None:
+    """Waits until `condition()` holds (checked every 20 ms); fails if it does not in time."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition did not become true in time")
+        time.sleep(0.02)
+
+
+def push_queue(server: ServerHarness, queue_id: str = "push", **fields: Any) -> queue_pb2.Queue:
+    return server.create_queue(queue_id, queue_pb2.QUEUE_TYPE_PUSH, **fields)
+
+
+def open_stream(server: ServerHarness, streams: list[Stream], queue_id: str = "push", max_outstanding: int = 100) -> Stream:
+    """A push stream on the queue, closed at the end of the test (the `streams` fixture)."""
+    stream = Stream(server.channel, queue_id, max_outstanding)
+    streams.append(stream)
+    return stream
+
+
+__all__ = [
+    "ServerHarness", "FakeClock", "Stream", "seconds_to_duration", "error_reason", "stream_error_reason", "fill",
+    "push_queue", "open_stream", "eventually",
+]
 
 
 class Stream:
@@ -167,6 +218,12 @@ class Stream:
         self.ended = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    @staticmethod
+    def raw(channel: grpc.Channel, requests) -> Any:
+        """A StreamTasks call sending `requests`, whose responses nobody reads until the caller
+        iterates it."""
+        return task_service_pb2_grpc.TaskServiceStub(channel).StreamTasks(requests)
 
     def _read(self) -> None:
         try:

@@ -321,3 +321,20 @@ def test_batch_delete_acknowledges_and_reports_each_item(fake_server):
     assert [r.code for r in response.results] == [0, 0, 0, grpc.StatusCode.FAILED_PRECONDITION.value[0]]
     assert fake_server.stats("pull").tasks_count == 0
     assert fake_server.stats("pull").executed_last_minute == 3
+
+
+def test_a_task_acknowledged_again_after_a_lost_answer_gets_the_same_answer(fake_server):
+    fake_server.create_queue("q")
+    fake_server.create_task("q", b"x")
+    [leased] = fake_server.lease("q")
+    fake_server.ack(leased)
+    fake_server.ack(leased)  # the retry of an acknowledgement whose answer was lost
+    results = fake_server.tasks.BatchDeleteTasks(task_service_pb2.BatchDeleteTasksRequest(
+        parent="queues/q",
+        requests=[task_service_pb2.DeleteTaskRequest(name=leased.name, lease_token=leased.lease_token)],
+    )).results
+    assert [result.code for result in results] == [0]
+    # Another token is still refused, so a worker that lost its lease learns it.
+    with pytest.raises(grpc.RpcError) as raised:
+        fake_server.tasks.DeleteTask(task_service_pb2.DeleteTaskRequest(name=leased.name, lease_token="AAAAAAAAAAAAAAAA"))
+    assert error_reason(raised.value) == "LEASE_LOST"

@@ -10,37 +10,10 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from harness import Stream, error_reason, seconds_to_duration
+from harness import Stream, error_reason, fill, open_stream, push_queue, seconds_to_duration, stream_error_reason
 from taskq.v1 import queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 PUSH = queue_pb2.QUEUE_TYPE_PUSH
-
-
-def push_queue(server, queue_id="push", **fields):
-    return server.create_queue(queue_id, PUSH, **fields)
-
-
-def fill(server, queue_id, count, **task_fields):
-    requests = [task_service_pb2.CreateTaskRequest(task=task_pb2.Task(payload=str(i).encode(), **task_fields))
-                for i in range(count)]
-    for start in range(0, count, 1000):
-        server.tasks.BatchCreateTasks(
-            task_service_pb2.BatchCreateTasksRequest(parent=f"queues/{queue_id}", requests=requests[start:start + 1000])
-        )
-
-
-@pytest.fixture
-def streams():
-    opened: list[Stream] = []
-    yield opened
-    for stream in opened:
-        stream.close()
-
-
-def open_stream(server, streams, queue_id="push", max_outstanding=100):
-    stream = Stream(server.channel, queue_id, max_outstanding)
-    streams.append(stream)
-    return stream
 
 
 def test_tasks_are_delivered_several_per_message_and_deleted_when_acknowledged(fake_server, streams):
@@ -229,18 +202,7 @@ def test_a_task_not_answered_within_the_dispatch_deadline_is_retried(fake_server
     assert again.attempt_count == 2
     stream.ack(task)
     refused = stream.next()
-    assert error_reason_of(refused.errors[0]) == "LEASE_LOST"
-
-
-def error_reason_of(stream_error) -> str:
-    from google.rpc import error_details_pb2
-
-    for detail in stream_error.status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
+    assert stream_error_reason(refused.errors[0]) == "LEASE_LOST"
 
 
 def test_a_per_task_dispatch_deadline_overrides_the_queues(fake_server, clock, streams):
@@ -275,7 +237,7 @@ def test_a_bad_answer_gets_an_error_message_and_the_stream_stays_open(fake_serve
     refused = stream.next()
     assert refused.errors[0].name == task.name
     assert refused.errors[0].status.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
-    assert error_reason_of(refused.errors[0]) == "LEASE_LOST"
+    assert stream_error_reason(refused.errors[0]) == "LEASE_LOST"
     stream.send(acks=[task_service_pb2.TaskAck(name="not a name", lease_token="x")])
     assert stream.next().errors[0].status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     stream.ack(task)
@@ -314,7 +276,7 @@ def test_purge_removes_tasks_in_flight_and_their_acks_are_refused(fake_server, s
     fake_server.queues.PurgeQueue(queue_service_pb2.PurgeQueueRequest(name="queues/push"))
     stream.ack(*held)
     refused = stream.next()
-    assert [error_reason_of(e) for e in refused.errors] == ["LEASE_LOST"] * 3
+    assert [stream_error_reason(e) for e in refused.errors] == ["LEASE_LOST"] * 3
 
 
 def test_a_rate_change_applies_to_a_live_queue(fake_server, clock, streams):

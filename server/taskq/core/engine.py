@@ -59,7 +59,7 @@ class Engine:
         self.janitor = Janitor(self.db, self.clock, Alarm(self.clock))
         self.purger = Purger(self.db, self.clock, Alarm(self.clock))
         self.tasks = Tasks(
-            self.db, self.clock, self.limits, self.wakeups, self.activity, self.reaper.alarm, self.janitor.alarm,
+            self.db, self.clock, self.limits, self.wakeups, self.activity, self.reaper.alarm,
         )
         self.queues = Queues(self.db, self.clock, self.wakeups, self.activity, self.purger)
         self.push = PushTasks(self.db, self.clock, self.limits, self.activity, self.reaper.alarm)
@@ -114,6 +114,9 @@ class Engine:
 
     def leases_ended(self, ended: dict[str, list[tuple[str, str]]]) -> None:
         self.dispatchers.leases_ended(ended)
+
+    def housekeeping_due(self, at_us: int) -> None:
+        self.janitor.alarm.poke(at_us)
 
     def storage_failed(self, reason: str) -> None:
         if self._recovery is None or self._recovery.done():

@@ -115,7 +115,7 @@ class Janitor(BackgroundLoop):
             candidates = [reader.next_expiry(), reader.next_promotion()]
             first_hour = reader.first_request_hour()
             if first_hour is not None:
-                candidates.append((first_hour + 2) * HOUR_US)
+                candidates.append(transitions.forget_after_us(first_hour * HOUR_US))
             known = [c for c in candidates if c is not None]
             return min(known) if known else None
 

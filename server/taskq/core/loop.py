@@ -37,6 +37,8 @@ class BackgroundLoop:
         self._task: asyncio.Task[None] | None = None
         #: Set by run_once when it stopped at a batch limit with more already due.
         self.more = False
+        #: Passes made by the loop running on its own.
+        self.passes = 0
 
     async def run_once(self) -> int:
         raise NotImplementedError
@@ -56,6 +58,7 @@ class BackgroundLoop:
     async def _run(self) -> None:
         while not self._stopping:
             started_us = self._clock.now_us()
+            self.passes += 1
             try:
                 await self.run_once()
                 if self.more:

@@ -72,7 +72,6 @@ class Tasks:
         wakeups: Wakeups,
         activity: Activity,
         reaper_alarm: Alarm,
-        janitor_alarm: Alarm,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -80,7 +79,6 @@ class Tasks:
         self._wakeups = wakeups
         self._activity = activity
         self._reaper_alarm = reaper_alarm
-        self._janitor_alarm = janitor_alarm
 
     # Create -------------------------------------------------------------------------------
 
@@ -92,23 +90,16 @@ class Tasks:
             now_us = self._clock.now_us()
             requests: dict[str, Task] = {}
             results: list[Task | TaskqError] = []
-            earliest_future = None
             for item in items:
                 if isinstance(item, TaskqError):
                     results.append(item)
                     continue
                 try:
-                    task = self._create_one(change, queue, item, now_us, requests)
+                    results.append(self._create_one(change, queue, item, now_us, requests))
                 except TaskqError as error:
                     results.append(error)
-                    continue
-                results.append(task)
-                if task.schedule_time_us > now_us and (
-                    earliest_future is None or task.schedule_time_us < earliest_future
-                ):
-                    earliest_future = task.schedule_time_us
-            if earliest_future is not None:
-                change.on_commit(lambda: self._janitor_alarm.poke(earliest_future))
+            if requests:
+                change.housekeeping_due(transitions.forget_after_us(now_us))
             return results
 
         return await self._db.write(mutation)

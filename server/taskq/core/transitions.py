@@ -33,9 +33,18 @@ ORIGINAL_TASK_ATTRIBUTE = "taskq-original-task"
 ATTEMPT_COUNT_ATTRIBUTE = "taskq-attempt-count"
 LAST_ERROR_ATTRIBUTE = "taskq-last-error"
 
+#: Request ids and acknowledgements are kept by the hour.
+HOUR_US = 3_600_000_000
+
 #: Waiting tasks counted as ready by one write (see Txn.promote); more are left to the janitor,
 #: so that a write after a million tasks fell due at once does not stall every other write.
 PROMOTE_IN_WRITE = 256
+
+
+def forget_after_us(made_us: int) -> int:
+    """When a request id or an acknowledgement made at `made_us` is forgotten: at the end of
+    the hour after the one it was made in (they are kept and forgotten by the hour)."""
+    return (made_us // HOUR_US + 2) * HOUR_US
 
 
 def task_name(queue_id: str, task_id: str) -> str:
@@ -70,11 +79,16 @@ def _move(change: Change, queue: Queue, before: Task | None, event: Event, after
         change.lease_ended(queue.queue_id, before.task_id, before.lease_token)
     if after is not None:
         txn.put_task(queue, after, before)
+        if after.stage is Stage.FAILED:
+            change.housekeeping_due(after.retain_until_us)
+        elif after.stage is Stage.WAITING and after.schedule_time_us > now_us:
+            change.housekeeping_due(after.schedule_time_us)  # to count it as ready then
         return
     assert before is not None
     txn.delete_task(queue, before)
     if before.named and queue.tombstone_ttl_us > 0:
         txn.put_tombstone(queue, before.task_id, now_us + queue.tombstone_ttl_us)
+        change.housekeeping_due(now_us + queue.tombstone_ttl_us)
 
 
 def _promote_once(change: Change, queue: Queue, now_us: int) -> None:
@@ -159,6 +173,7 @@ def ack(change: Change, queue: Queue, task_id: str, token: str, now_us: int) -> 
         raise
     _move(change, queue, task, Event.ACK, None, now_us)
     change.txn.put_ack(queue, task_id, token, now_us)
+    change.housekeeping_due(forget_after_us(now_us))
     change.wake(queue.queue_id)
 
 

@@ -190,6 +190,7 @@ class CommitLoop:
         waiting: list[_Outcome] = []
         woken: set[str] = set()
         ended: dict[str, list[tuple[str, str]]] = {}
+        due_us: int | None = None
         durable_pending = False  # a durable mutation's writes are applied, not yet synced
         for index, (mutation, future, durable) in enumerate(group):
             if future.cancelled():
@@ -215,6 +216,8 @@ class CommitLoop:
                 waiting.append((future, None, error, []))
                 continue
             woken |= change.woken
+            if change.due_us is not None and (due_us is None or change.due_us < due_us):
+                due_us = change.due_us
             for queue_id, leases in change.ended.items():
                 ended.setdefault(queue_id, []).extend(leases)
             wrote = txn.written() and self._durability is Durability.FSYNC
@@ -244,6 +247,8 @@ class CommitLoop:
                 self._listener.woken(woken)
             if ended:
                 self._listener.leases_ended(ended)
+            if due_us is not None:
+                self._listener.housekeeping_due(due_us)
         for future, result, error, hooks in waiting:
             self._settle(future, result, error, hooks)
 

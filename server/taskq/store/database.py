@@ -43,13 +43,17 @@ class Durability(enum.Enum):
 class Change:
     """A mutation's handle: the transaction, and what to do once it is committed."""
 
-    __slots__ = ("txn", "after_commit", "woken", "ended", "promoted")
+    __slots__ = ("txn", "after_commit", "woken", "ended", "promoted", "due_us")
 
     def __init__(self, txn: Txn) -> None:
         self.txn = txn
         #: Storage ids of queues whose counters this change has promoted (once per change:
         #: see Txn.promote).
         self.promoted: set[int] = set()
+        #: The earliest moment something this change wrote falls due for housekeeping (a
+        #: tombstone or FAILED task expiring, a scheduled task to count as ready, an hour of
+        #: request ids to forget), or None.
+        self.due_us: int | None = None
         self.after_commit: list[Callable[[], None]] = []
         self.woken: set[str] = set()
         #: queue id -> (task id, lease token) of the leases this change ended (acknowledged,
@@ -63,6 +67,11 @@ class Change:
     def wake(self, queue_id: str) -> None:
         """After the commit, signal the queue's waiters (long polls, dispatchers)."""
         self.woken.add(queue_id)
+
+    def housekeeping_due(self, at_us: int) -> None:
+        """After the commit, tell the housekeeping that something falls due at `at_us`."""
+        if self.due_us is None or at_us < self.due_us:
+            self.due_us = at_us
 
     def lease_ended(self, queue_id: str, task_id: str, lease_token: str) -> None:
         """After the commit, tell whoever tracks the lease (a push stream) that it ended."""
@@ -81,6 +90,10 @@ class Listener(Protocol):
 
     def leases_ended(self, ended: dict[str, list[tuple[str, str]]]) -> None:
         """Committed changes ended these leases (queue id -> (task id, lease token))."""
+        ...
+
+    def housekeeping_due(self, at_us: int) -> None:
+        """Committed changes wrote something that falls due for housekeeping at `at_us`."""
         ...
 
     def storage_failed(self, reason: str) -> None:
