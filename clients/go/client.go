@@ -2,12 +2,12 @@ package taskq
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -30,9 +30,19 @@ const (
 	// considered dead.
 	keepaliveTimeout = 10 * time.Second
 
-	// retryBufferBytes is how much of a call's request is kept for a retry. gRPC's default
-	// (256 KiB) would leave creates of large tasks (up to 1 MiB) without retries.
+	// retryBufferBytes is how much of a call's request is kept for a transparent retry (of a
+	// request that never reached the server). gRPC's default (256 KiB) would leave creates of
+	// large tasks (up to 1 MiB) without one.
 	retryBufferBytes = 4 << 20
+
+	// reconnectBaseDelay and reconnectMaxDelay bound the wait before reconnecting to a server
+	// that went away. gRPC's defaults (1 s growing to 120 s) suit fleets of servers; with one
+	// taskq server they would leave a worker idle for minutes after a restart of a few
+	// seconds. A connection waiting to reconnect fails calls at once, so the maximum is the
+	// calls' own longest retry wait: a call retrying across a restart finds the connection
+	// back soon after the server, well within its retry budget.
+	reconnectBaseDelay = 250 * time.Millisecond
+	reconnectMaxDelay  = defaultMaxBackoff
 )
 
 // Client is a connection to one taskq server. It is safe for concurrent use; make one per
@@ -40,6 +50,7 @@ const (
 type Client struct {
 	conn   grpc.ClientConnInterface
 	closer interface{ Close() error } // the connection, when Dial opened it
+	// tasks and queues call through the connection, retrying UNAVAILABLE (see retry.go).
 	tasks  taskqv1.TaskServiceClient
 	queues taskqv1.QueueServiceClient
 
@@ -48,6 +59,8 @@ type Client struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// closing is closed by Close: calls waiting to be retried give up.
+	closing chan struct{}
 }
 
 // An Option configures a Client.
@@ -57,6 +70,7 @@ type clientSettings struct {
 	credentials credentials.TransportCredentials
 	dialOptions []grpc.DialOption
 	batching    *BatchSettings // nil: off
+	retry       *CallRetry     // nil: off
 }
 
 // WithTransportCredentials connects with TLS (or other) credentials instead of plain text.
@@ -84,9 +98,9 @@ func WithoutBatching() Option {
 }
 
 // Dial returns a client for the server at address (host:port). It does not wait for the
-// connection: gRPC connects in the background, and the first calls wait for it (failing
-// with UNAVAILABLE, after retries, if the server cannot be reached). ctx is only checked,
-// not kept. Close the client when done.
+// connection: gRPC connects in the background, and calls wait for it (failing with
+// UNAVAILABLE once their retries are spent, if the server cannot be reached). ctx is only
+// checked, not kept. Close the client when done.
 func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -109,14 +123,14 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 }
 
 // NewClient returns a client that uses an existing connection, which [Client.Close] leaves
-// open. Build it with [DialOptions] to get the client's retry and keepalive settings. Of the
-// options, only batching applies.
+// open. Build it with [DialOptions] to get the client's reconnection and keepalive settings.
+// Of the options, batching and retries apply.
 func NewClient(conn grpc.ClientConnInterface, opts ...Option) *Client {
 	return newClient(conn, settingsOf(opts))
 }
 
 func settingsOf(opts []Option) *clientSettings {
-	s := &clientSettings{batching: &BatchSettings{}}
+	s := &clientSettings{batching: &BatchSettings{}, retry: &CallRetry{}}
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -124,24 +138,33 @@ func settingsOf(opts []Option) *clientSettings {
 }
 
 func newClient(conn grpc.ClientConnInterface, s *clientSettings) *Client {
-	c := &Client{
-		conn:   conn,
-		tasks:  taskqv1.NewTaskServiceClient(conn),
-		queues: taskqv1.NewQueueServiceClient(conn),
+	c := &Client{conn: conn, closing: make(chan struct{})}
+	calls := conn
+	if s.retry != nil {
+		calls = &retryingConn{ClientConnInterface: conn, policy: s.retry.withDefaults(), closed: c.closing}
 	}
+	c.tasks = taskqv1.NewTaskServiceClient(calls)
+	c.queues = taskqv1.NewQueueServiceClient(calls)
 	if s.batching != nil {
 		c.creates = newBatcher(s.batching.withDefaults(), c.sendCreates, createSize)
 	}
 	return c
 }
 
-// DialOptions are the gRPC dial options a taskq connection needs, without credentials: a
-// service config retrying UNAVAILABLE with exponential backoff on every unary method (not on
-// StreamTasks, whose retry would silently restart a subscription), keepalive pings within
-// the server's policy, and the server's message-size limit.
+// DialOptions are the gRPC dial options a taskq connection needs, without credentials:
+// quick reconnection to a restarted server, keepalive pings within the server's policy, and
+// the server's message-size limit. They hold no retry policy (service config): the [Client]
+// retries calls itself (see [WithRetry]).
 func DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
-		grpc.WithDefaultServiceConfig(serviceConfig()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  reconnectBaseDelay,
+				Multiplier: backoff.DefaultConfig.Multiplier,
+				Jitter:     backoff.DefaultConfig.Jitter,
+				MaxDelay:   reconnectMaxDelay,
+			},
+		}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:    keepaliveTime,
 			Timeout: keepaliveTimeout,
@@ -158,42 +181,6 @@ func DialOptions() []grpc.DialOption {
 	}
 }
 
-// serviceConfig is the gRPC service config (JSON) of a taskq connection.
-func serviceConfig() string {
-	type methodName struct {
-		Service string `json:"service"`
-		Method  string `json:"method"`
-	}
-	var names []methodName
-	for _, desc := range []*grpc.ServiceDesc{&taskqv1.TaskService_ServiceDesc, &taskqv1.QueueService_ServiceDesc} {
-		for _, method := range desc.Methods { // unary methods only; streams are in desc.Streams
-			names = append(names, methodName{desc.ServiceName, method.MethodName})
-		}
-	}
-	config := map[string]any{
-		"methodConfig": []any{map[string]any{
-			"name": names,
-			"retryPolicy": map[string]any{
-				// At most 5 attempts in all (gRPC's cap), waiting a random time up to
-				// 0.2 s, 0.4 s, 0.8 s, 1.6 s between them.
-				"maxAttempts":          5,
-				"initialBackoff":       "0.2s",
-				"maxBackoff":           "5s",
-				"backoffMultiplier":    2,
-				"retryableStatusCodes": []string{"UNAVAILABLE"},
-			},
-		}},
-		// Stops retrying when most calls fail (a server down for good) instead of
-		// multiplying the load on a struggling one (gRFC A6 retry throttling).
-		"retryThrottling": map[string]any{"maxTokens": 10, "tokenRatio": 0.1},
-	}
-	encoded, err := json.Marshal(config)
-	if err != nil {
-		panic(err) // a constant structure: cannot happen
-	}
-	return string(encoded)
-}
-
 // Close sends the creates still waiting to be batched and waits for their answers, then
 // closes the connection if [Dial] opened it. Calls made after Close fail.
 func (c *Client) Close() error {
@@ -201,6 +188,7 @@ func (c *Client) Close() error {
 		if c.creates != nil {
 			c.creates.close()
 		}
+		close(c.closing)
 		if c.closer != nil {
 			c.closeErr = c.closer.Close()
 		}
@@ -213,8 +201,8 @@ func (c *Client) Close() error {
 func (c *Client) Conn() grpc.ClientConnInterface { return c.conn }
 
 // TaskService is the generated TaskService stub on the client's connection, for what the
-// client's methods do not cover. Its errors are plain gRPC status errors; [FromError]
-// converts them.
+// client's methods do not cover. Its unary calls are retried as the client's own are (see
+// [WithRetry]). Its errors are plain gRPC status errors; [FromError] converts them.
 func (c *Client) TaskService() taskqv1.TaskServiceClient { return c.tasks }
 
 // QueueService is the generated QueueService stub on the client's connection.

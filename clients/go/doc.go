@@ -4,9 +4,10 @@
 //
 //   - [Client]: one method per RPC of TaskService and QueueService, taking Go values
 //     (time.Duration, time.Time, small option structs) and returning the generated messages.
-//     The connection retries UNAVAILABLE with backoff and keeps itself alive within the
-//     server's ping policy. [Client.CreateTask] calls made close together are sent as one
-//     BatchCreateTasks call ([BatchSettings]).
+//     Unary calls failing with UNAVAILABLE (a restart of the server) are made again, with
+//     the same request, for up to 15 s ([WithRetry]); the connection keeps itself alive
+//     within the server's ping policy. [Client.CreateTask] calls made close together are
+//     sent as one BatchCreateTasks call ([BatchSettings]).
 //   - [Error]: every failed call returns one, with the canonical gRPC code, the stable
 //     ErrorInfo reason (LEASE_LOST, QUEUE_NOT_FOUND, ...) and the invalid fields; match
 //     reasons with errors.Is and the sentinels ([ErrLeaseLost], ...) or helpers such as

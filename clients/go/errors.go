@@ -255,5 +255,5 @@ func IsNotFound(err error) bool { return CodeOf(err) == codes.NotFound }
 func IsAlreadyExists(err error) bool { return CodeOf(err) == codes.AlreadyExists }
 
 // IsUnavailable reports whether err has code UNAVAILABLE: the server could not be reached
-// or is starting or stopping, even after the client's retries.
+// or is starting or stopping, even after the client's retries ([WithRetry]).
 func IsUnavailable(err error) bool { return CodeOf(err) == codes.Unavailable }

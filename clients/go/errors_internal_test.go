@@ -206,10 +206,70 @@ func TestBatcherGivesEachCallerItsOutcome(t *testing.T) {
 	}
 }
 
-func TestServiceConfigListsOnlyUnaryMethods(t *testing.T) {
-	config := serviceConfig()
-	if strings.Contains(config, "StreamTasks") || !strings.Contains(config, `"method":"CreateTask"`) ||
-		!strings.Contains(config, `"service":"taskq.v1.QueueService"`) || !strings.Contains(config, "UNAVAILABLE") {
-		t.Errorf("service config = %s", config)
+func TestCreatesAreResentOnlyWithARequestIDAndPurgesNever(t *testing.T) {
+	create := TaskSpec{Payload: []byte("x")}.request("q")
+	batch := &taskqv1.BatchCreateTasksRequest{Parent: "queues/q", Requests: []*taskqv1.CreateTaskRequest{create, TaskSpec{}.request("q")}}
+	if create.GetRequestId() == "" || !mayResend(create) || !mayResend(batch) {
+		t.Errorf("a create with a generated request_id is not resent: %v", create)
+	}
+	if mayResend(&taskqv1.CreateTaskRequest{Parent: "queues/q"}) {
+		t.Error("a create without a request_id would be resent")
+	}
+	batch.Requests = append(batch.Requests, &taskqv1.CreateTaskRequest{})
+	if mayResend(batch) {
+		t.Error("a batch with an item without a request_id would be resent")
+	}
+	if mayResend(&taskqv1.PurgeQueueRequest{Name: "queues/q"}) || !mayResend(&taskqv1.DeleteTaskRequest{Name: "n", LeaseToken: "t"}) {
+		t.Error("PurgeQueue must not be resent; DeleteTask may")
+	}
+}
+
+func TestRetryBackoffWaitsWithFullJitterUpToTheBudget(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := newRetryBackoff(CallRetry{Budget: 5 * time.Second, InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}.withDefaults(), time.Time{})
+	b.now = func() time.Time { return now }
+	b.random = func() float64 { return 1 }
+	unavailable := status.Error(codes.Unavailable, "down")
+	var waits []time.Duration
+	for {
+		wait, ok := b.next(unavailable)
+		if !ok {
+			break
+		}
+		waits = append(waits, wait)
+		now = now.Add(wait)
+	}
+	// Ceilings double from 100 ms up to 1 s, until a wait would end past the 5 s budget.
+	want := []time.Duration{100, 200, 400, 800, 1000, 1000, 1000}
+	if len(waits) != len(want) {
+		t.Fatalf("waits = %v, want %v ms", waits, want)
+	}
+	for i := range want {
+		if waits[i] != want[i]*time.Millisecond {
+			t.Errorf("wait %d = %v, want %v ms", i, waits[i], want[i])
+		}
+	}
+	if _, ok := b.next(status.Error(codes.InvalidArgument, "bad")); ok {
+		t.Error("INVALID_ARGUMENT would be retried")
+	}
+}
+
+func TestRetryBackoffHonoursRetryInfoAndTheDeadline(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := newRetryBackoff(CallRetry{}.withDefaults(), now.Add(2500*time.Millisecond))
+	b.now = func() time.Time { return now }
+	b.random = func() float64 { return 0 }
+	starting, err := status.New(codes.Unavailable, "starting").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if wait, ok := b.next(starting.Err()); !ok || wait != time.Second {
+			t.Fatalf("wait = %v, %v; want the server's 1 s", wait, ok)
+		}
+		now = now.Add(time.Second)
+	}
+	if wait, ok := b.next(starting.Err()); ok {
+		t.Errorf("wait = %v ending past the call's deadline", wait)
 	}
 }

@@ -198,7 +198,9 @@ func (c *Client) ResumeQueue(ctx context.Context, queue string) (*taskqv1.Queue,
 }
 
 // PurgeQueue deletes every task created before the call, leased ones included; the
-// response has the queue (with its purge_time) and the purged count.
+// response has the queue (with its purge_time) and the purged count. It is not retried on
+// UNAVAILABLE: a second purge would also delete tasks created since the first, whose answer
+// may only have been lost.
 func (c *Client) PurgeQueue(ctx context.Context, queue string) (*taskqv1.PurgeQueueResponse, error) {
 	response, err := c.queues.PurgeQueue(ctx, &taskqv1.PurgeQueueRequest{Name: QueueName(queue)})
 	if err != nil {

@@ -2,9 +2,12 @@ package taskq_test
 
 import (
 	"context"
+	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -12,7 +15,12 @@ import (
 
 	taskq "github.com/taskq/taskq/clients/go"
 	taskqv1 "github.com/taskq/taskq/clients/go/gen/taskq/v1"
+	"github.com/taskq/taskq/clients/go/internal/testserver"
 )
+
+// downtime is how long the restart tests keep the server down: longer than gRPC's own retry
+// policy used to cover.
+const downtime = 2 * time.Second
 
 // flakyTaskService answers UNAVAILABLE to the first `failures` calls of each method, and
 // records the request_id of every CreateTask attempt.
@@ -59,8 +67,8 @@ func (s *flakyTaskService) StreamTasks(stream grpc.BidiStreamingServer[taskqv1.S
 	return s.fail("StreamTasks")
 }
 
-// TestUnaryCallsRetryUnavailable checks the client's service config against a Go server
-// that fails the first attempts: unary calls are retried (with the same request, so the same
+// TestUnaryCallsRetryUnavailable checks the client's retries against a Go server that fails
+// the first attempts: unary calls are retried (with the same request, so the same
 // request_id); StreamTasks is not.
 func TestUnaryCallsRetryUnavailable(t *testing.T) {
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
@@ -95,5 +103,120 @@ func TestUnaryCallsRetryUnavailable(t *testing.T) {
 	_, err = stream.Recv()
 	if calls, _ := fake.snapshot(); status.Code(err) != codes.Unavailable || calls["StreamTasks"] != 1 {
 		t.Errorf("StreamTasks = %v after %d calls, want UNAVAILABLE at once (no retry)", err, calls["StreamTasks"])
+	}
+}
+
+// TestCallsMadeWhileTheServerIsDownSucceedOnceItIsBack stops the real server and starts it
+// again on the same address and data directory a moment later: a create made meanwhile
+// succeeds, once; without retries it fails with UNAVAILABLE.
+func TestCallsMadeWhileTheServerIsDownSucceedOnceItIsBack(t *testing.T) {
+	// A server of its own: the test restarts it.
+	own, err := testserver.Start()
+	if errors.Is(err, testserver.ErrNoServer) {
+		t.Skip(err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := own.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	ctx := testContext(t)
+	client, err := taskq.Dial(ctx, own.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	unretried, err := taskq.Dial(ctx, own.Addr, taskq.WithoutRetry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unretried.Close()
+	if _, err := client.CreateQueue(ctx, "restarts", taskq.QueueConfig{Type: taskq.PullQueue}); err != nil {
+		t.Fatalf("CreateQueue: %v", err)
+	}
+
+	if err := own.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unretried.CreateTask(ctx, "restarts", taskq.TaskSpec{Payload: []byte("lost")}); !taskq.IsUnavailable(err) {
+		t.Errorf("CreateTask without retries while the server is down = %v, want UNAVAILABLE", err)
+	}
+	up := make(chan error, 1)
+	go func() {
+		time.Sleep(downtime)
+		up <- own.Up()
+	}()
+	task, err := client.CreateTask(ctx, "restarts", taskq.TaskSpec{Payload: []byte("made during the restart")})
+	if err := <-up; err != nil {
+		t.Fatalf("restarting the server: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("CreateTask while the server was down = %v, want success once it is back", err)
+	}
+	if s := stats(t, client, "restarts"); s.GetTasksCount() != 1 {
+		t.Errorf("%d tasks after the restart, want exactly the one created (%s)", s.GetTasksCount(), task.GetName())
+	}
+}
+
+// TestACreateWhoseAnswerIsLostIsRetriedAndAddsOneTask puts tests/support/flaky_proxy.py
+// between the client and the real server: the server creates the task and answers, the proxy
+// cuts the connection after the answer's headers. The retry carries the same request_id, so
+// the server answers with the task it created instead of adding a second one. Without
+// retries the caller gets UNAVAILABLE although the task exists.
+func TestACreateWhoseAnswerIsLostIsRetriedAndAddsOneTask(t *testing.T) {
+	direct := dial(t)
+	for _, mode := range []struct {
+		name string
+		opts []taskq.Option
+	}{
+		{"BatchCreateTasks", nil},
+		{"CreateTask", []taskq.Option{taskq.WithoutBatching()}},
+		{"without retries", []taskq.Option{taskq.WithoutBatching(), taskq.WithoutRetry()}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx := testContext(t)
+			queue := newQueue(t, direct, taskq.QueueConfig{Type: taskq.PullQueue})
+			proxy, err := testserver.StartProxy(server.Addr, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer proxy.Close()
+			client, err := taskq.Dial(ctx, proxy.Addr, mode.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+
+			task, err := client.CreateTask(ctx, queue, taskq.TaskSpec{Payload: []byte("once")})
+			select {
+			case line := <-proxy.Lines:
+				if !strings.HasPrefix(line, "dropped response on stream") {
+					t.Fatalf("the proxy said %q", line)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the proxy lost no answer")
+			}
+			var names []string
+			for found, err := range direct.ListTasks(ctx, queue, taskq.ListTasksOptions{}) {
+				if err != nil {
+					t.Fatalf("ListTasks: %v", err)
+				}
+				names = append(names, found.GetName())
+			}
+			if mode.name == "without retries" {
+				if !taskq.IsUnavailable(err) || len(names) != 1 {
+					t.Errorf("CreateTask = %v with %d tasks created, want UNAVAILABLE with 1", err, len(names))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("CreateTask = %v, want success after the retry", err)
+			}
+			if len(names) != 1 || names[0] != task.GetName() {
+				t.Errorf("tasks in the queue = %q, want exactly %s", names, task.GetName())
+			}
+		})
 	}
 }

@@ -39,8 +39,10 @@ type TaskSpec struct {
 	DispatchDeadline time.Duration
 	// RequestID is the idempotency key (1 to 100 of [A-Za-z0-9_-]): a repeated create with
 	// the same key in the same queue returns the first task instead of adding another. Empty
-	// means a random one, so that the client's own retries on UNAVAILABLE never add a task
-	// twice.
+	// means a random one, chosen before the first attempt and sent on every retry, so that
+	// the client's own retries on UNAVAILABLE never add a task twice. An application that
+	// retries a create itself (after the client gave up) must set its own, the same on each
+	// of its attempts.
 	RequestID string
 }
 
@@ -79,7 +81,8 @@ func newRequestID() string {
 // CreateTask adds a task to a queue and returns it (without its payload). Calls made close
 // together, from any goroutines, share one BatchCreateTasks call unless batching is off
 // ([WithoutBatching]); each caller still gets its own task or error, as if it had called
-// alone. If ctx ends first, the create may or may not have been made.
+// alone. A failure with UNAVAILABLE is retried with the same request_id ([WithRetry]). If
+// ctx ends first, the create may or may not have been made.
 func (c *Client) CreateTask(ctx context.Context, queue string, spec TaskSpec) (*taskqv1.Task, error) {
 	request := spec.request(queue)
 	if c.creates != nil {
@@ -281,7 +284,9 @@ type LeaseOptions struct {
 // LeaseTasks leases ready tasks of a pull queue, oldest schedule time first. Each task
 // carries its lease_token; acknowledge it with [Client.Ack], extend it with
 // [Client.ModifyLease], give it back with [Client.Release]. An empty result means no task
-// was ready. Fails with [ErrQueuePaused] or [ErrWrongQueueType].
+// was ready. Fails with [ErrQueuePaused] or [ErrWrongQueueType]. When an attempt's answer
+// is lost and the call retried, the tasks that attempt leased come back (ready, the attempt
+// counted) when their lease expires.
 func (c *Client) LeaseTasks(ctx context.Context, queue string, options LeaseOptions) ([]*taskqv1.Task, error) {
 	maxTasks := options.MaxTasks
 	if maxTasks == 0 {

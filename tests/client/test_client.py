@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from taskq.client import (
+    CallRetry,
     Client,
     InvalidArgument,
     LeaseLost,
@@ -25,7 +26,6 @@ from taskq.client import (
     WrongQueueType,
     from_rpc_error,
 )
-from taskq.client.channel import channel_options
 from taskq.v1 import queue_pb2, queue_service_pb2, queue_service_pb2_grpc, task_pb2
 
 
@@ -334,12 +334,13 @@ def test_run_task_on_a_leased_task_raises_task_leased(client, pull):
 # Transport -----------------------------------------------------------------------------------
 
 
-def test_an_unreachable_server_raises_unavailable_quickly():
+def test_an_unreachable_server_raises_unavailable_once_the_retry_budget_is_spent():
     started = time.monotonic()
-    with Client("127.0.0.1:1", timeout=10) as client, pytest.raises(Unavailable) as caught:
+    with Client("127.0.0.1:1", timeout=10, call_retry=CallRetry(budget=1)) as client, \
+            pytest.raises(Unavailable) as caught:
         client.get_queue("q")
     assert caught.value.reason == ""
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 8  # the 1 s budget ended the retries, not the 10 s deadline
 
 
 def test_calls_are_retried_while_the_server_answers_unavailable(server, pull):
@@ -347,9 +348,8 @@ def test_calls_are_retried_while_the_server_answers_unavailable(server, pull):
     engine = server.engine
     server.server.engine_ref.set(None)
     try:
-        with grpc.insecure_channel(server.address, options=channel_options([("grpc.enable_retries", 0)])) as channel:
-            with pytest.raises(Unavailable) as caught:
-                Client(channel=channel).get_queue("work")
+        with Client(server.address, call_retry=None) as client, pytest.raises(Unavailable) as caught:
+            client.get_queue("work")
         assert caught.value.reason == "NOT_READY" and caught.value.retry_delay == 1.0
         threading.Timer(0.1, server.server.engine_ref.set, [engine]).start()
         with Client(server.address) as client:

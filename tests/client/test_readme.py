@@ -23,6 +23,7 @@ EXAMPLES: list[tuple[Callable[[str, object], bool], bool]] = [
     (lambda out, server: "sent welcome (attempt 1)" in out and server.stats("emails").tasks_count == 0, True),
     (lambda out, server: "report monthly for acme" in out and server.stats("reports").tasks_count == 0, True),
     (lambda out, server: "100 thumbnails done" in out, False),
+    (lambda out, server: "same request_id again returned" in out and server.stats("invoices").tasks_count == 1, False),
 ]
 
 

@@ -1,20 +1,29 @@
-"""The client's pure pieces: names, request building, error mapping and the channel config."""
+"""The client's pure pieces: names, request building, error mapping, the channel config and the
+retry backoff."""
 
 from __future__ import annotations
 
 import datetime
-import json
 
 import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from taskq.client import FailedPrecondition, LeaseLost, NotFound, UnknownError, from_status
+from taskq.client import (
+    FailedPrecondition,
+    InvalidArgument,
+    LeaseLost,
+    NotFound,
+    Unavailable,
+    UnknownError,
+    from_status,
+)
 from taskq.client import requests
-from taskq.client.channel import channel_options, service_config
+from taskq.client.call_retry import Backoff, CallRetry, may_resend
+from taskq.client.channel import channel_options
 from taskq.client.names import queue_name, task_name_in
 from taskq.client.times import to_duration
-from taskq.v1 import task_pb2
+from taskq.v1 import queue_service_pb2, task_pb2, task_service_pb2
 
 
 @pytest.mark.parametrize(("given", "expected"), [
@@ -106,18 +115,57 @@ def test_codes_without_a_class_fall_back_to_unknown_error():
     assert isinstance(error, UnknownError) and error.code is grpc.StatusCode.DATA_LOSS
 
 
-def test_retries_cover_every_unary_method_and_no_stream():
-    config = service_config()
-    names = {(entry["service"], entry["method"]) for entry in config["methodConfig"][0]["name"]}
-    assert ("taskq.v1.TaskService", "CreateTask") in names
-    assert ("taskq.v1.QueueService", "GetQueueStats") in names
-    assert ("taskq.v1.TaskService", "StreamTasks") not in names
-    assert len(names) == 18
-    assert config["methodConfig"][0]["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
-
-
 def test_channel_options_keep_pings_within_the_servers_policy():
     options = dict(channel_options())
     assert options["grpc.keepalive_time_ms"] >= 10_000  # the server's min_ping_interval_without_data
     assert options["grpc.max_receive_message_length"] == 32 * 1024 * 1024
-    assert json.loads(options["grpc.service_config"]) == service_config()
+    # The client retries calls itself; a service-config retry policy would multiply attempts.
+    assert "grpc.service_config" not in options
+
+
+def test_creates_are_resent_only_with_a_request_id_and_purges_never():
+    create = requests.create_task_request("q", b"x")
+    assert create.request_id and may_resend(create)
+    assert not may_resend(requests.create_task_request("q", b"x", request_id=""))
+    batch = requests.batch_create_tasks_request("q", [{"payload": b"a"}, task_pb2.Task(payload=b"b")])
+    assert all(item.request_id for item in batch.requests) and may_resend(batch)
+    batch.requests[1].request_id = ""
+    assert not may_resend(batch)
+    assert not may_resend(queue_service_pb2.PurgeQueueRequest(name="queues/q"))
+    assert may_resend(task_service_pb2.DeleteTaskRequest(name="queues/q/tasks/t", lease_token="x"))
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_backoff_waits_with_full_jitter_up_to_the_budget():
+    clock = _Clock()
+    backoff = Backoff(CallRetry(budget=5, initial_backoff=0.1, max_backoff=1), None, clock=clock, rand=lambda: 1.0)
+    waits = []
+    while (wait := backoff.next_wait(Unavailable("down"))) is not None:
+        waits.append(wait)
+        clock.now += wait
+    # Ceilings double from 0.1 s up to 1 s, until a wait would end past the 5 s budget.
+    assert waits == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0])  # 4.5 s; one more would end at 5.5 s
+    low = Backoff(CallRetry(), None, clock=clock, rand=lambda: 0.0)
+    assert low.next_wait(Unavailable("down")) == 0.0  # full jitter: anywhere from 0 up
+
+
+def test_backoff_honours_retry_info_and_the_call_deadline():
+    clock = _Clock()
+    backoff = Backoff(CallRetry(budget=15), clock.now + 2.5, clock=clock, rand=lambda: 0.0)
+    assert backoff.next_wait(Unavailable("starting", retry_delay=1.0)) == 1.0
+    clock.now += 1.0
+    assert backoff.next_wait(Unavailable("starting", retry_delay=1.0)) == 1.0
+    clock.now += 1.0
+    assert backoff.next_wait(Unavailable("starting", retry_delay=1.0)) is None  # would end past the deadline
+
+
+def test_backoff_gives_up_at_once_on_other_errors_or_when_retries_are_off():
+    assert Backoff(CallRetry(), None).next_wait(InvalidArgument("bad")) is None
+    assert Backoff(CallRetry(budget=0), None).next_wait(Unavailable("down")) is None

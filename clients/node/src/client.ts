@@ -10,9 +10,10 @@
 // Each method builds its request (see requests.ts), calls Connect's client for the service
 // over the gRPC protocol (HTTP/2, plaintext unless the address is https://), and returns the
 // generated message (a Queue, a Task, ...). A failed call rejects with a TaskqError (see
-// errors.ts); unary calls failing with UNAVAILABLE are retried first (see retry.ts). List
-// methods are async iterables that follow page tokens to the end. Every method takes an
-// optional AbortSignal and timeout.
+// errors.ts); unary calls failing with UNAVAILABLE (a restart of the server) are first made
+// again with the same request, for up to 15 s (see retry.ts). List methods are async
+// iterables that follow page tokens to the end. Every method takes an optional AbortSignal
+// and timeout.
 
 import { randomUUID } from "node:crypto";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
@@ -27,7 +28,7 @@ import { Batcher, MAX_BATCH_ITEMS, type BatchingOptions } from "./batching.js";
 import { Code, statusToError, toTaskqError, TaskqError } from "./errors.js";
 import { queueName, taskName } from "./names.js";
 import { queueMessage, taskMessage, taskSize, type NewTask, type QueueSettings } from "./requests.js";
-import { retryUnavailable, type RetryOptions } from "./retry.js";
+import { brokenConnectionIsUnavailable, retryUnavailable, type RetryOptions } from "./retry.js";
 import { TaskStream, type TaskStreamOptions } from "./stream.js";
 
 /** The address `taskq serve` listens on by default. */
@@ -44,10 +45,11 @@ export interface TaskqClientOptions {
   /** A Connect transport to use instead of opening one; `address`, `retry` and
    * `interceptors` are then ignored (give the transport its own). */
   transport?: Transport;
-  /** The deadline of each call, ms; 0 for none. LeaseTasks calls get their `waitMs` on top.
-   * Default 30,000. */
+  /** The deadline of each call, ms, its retries included; 0 for none. LeaseTasks calls get
+   * their `waitMs` on top. Default 30,000. */
   timeoutMs?: number;
-  /** How calls failing with UNAVAILABLE are retried; false: not at all. */
+  /** How calls failing with UNAVAILABLE are retried (default: for up to 15 s, waiting up to
+   * 100 ms, 200 ms, ... 2 s between attempts; see retry.ts); false: not at all. */
   retry?: RetryOptions | false;
   /** How `createTask` calls made close together are coalesced into BatchCreateTasks calls;
    * false: each create is its own call. */
@@ -68,7 +70,10 @@ export interface CallOptions {
 /** Options of `createTask`. */
 export interface CreateTaskOptions extends CallOptions {
   /** The idempotency key (1 to 100 of `[A-Za-z0-9_-]`): a create repeated with the same key
-   * adds no second task. Default: a random UUID, so that retries are safe. */
+   * adds no second task. Default: a random UUID, chosen before the first attempt and sent on
+   * every retry, so that retries are safe. An application that retries a create itself
+   * (after the client gave up) must pass its own, the same on each of its attempts. "" sends
+   * none, and turns this create's retries off. */
   requestId?: string;
   /** false: send this create on its own, not in a batch. Creates with a `signal` or a
    * `timeoutMs` are always sent on their own. */
@@ -124,6 +129,8 @@ export class TaskqClient {
   readonly #timeoutMs: number;
   readonly #sessions: Http2SessionManager | undefined;
   readonly #creates: Batcher<CreateTaskRequestInit, Task> | undefined;
+  /** Aborted by close(): calls waiting to be retried give up. */
+  readonly #closed = new AbortController();
 
   constructor(options: TaskqClientOptions = {}) {
     this.address = options.address ?? DEFAULT_ADDRESS;
@@ -137,9 +144,12 @@ export class TaskqClient {
       transport = createGrpcTransport({
         baseUrl,
         sessionManager: this.#sessions,
+        // The first is the outermost: retries wrap the caller's interceptors, which see every
+        // attempt, and the innermost reports a broken connection as UNAVAILABLE.
         interceptors: [
-          ...(options.retry === false ? [] : [retryUnavailable(options.retry)]),
+          ...(options.retry === false ? [] : [retryUnavailable(options.retry, this.#closed.signal)]),
           ...(options.interceptors ?? []),
+          brokenConnectionIsUnavailable(),
         ],
         readMaxBytes: MAX_MESSAGE_BYTES,
         writeMaxBytes: MAX_MESSAGE_BYTES,
@@ -220,7 +230,9 @@ export class TaskqClient {
     return response.queue!;
   }
 
-  /** Removes every task of the queue; tasks created after the purge are kept. */
+  /** Removes every task of the queue; tasks created after the purge are kept. Not retried on
+   * UNAVAILABLE: a second purge would also delete tasks created since the first, whose answer
+   * may only have been lost. */
   async purgeQueue(queue: string, options?: CallOptions): Promise<{ queue: Queue; purgedCount: bigint }> {
     const response = await this.#call(options, (o) => this.queueService.purgeQueue({ name: queueName(queue) }, o));
     return { queue: response.queue!, purgedCount: response.purgedCount };
@@ -342,7 +354,9 @@ export class TaskqClient {
   }
 
   /** Pull queues: leases up to `maxTasks` ready tasks for `leaseDurationMs`, each with its
-   * `leaseToken`. Rejects with QueuePausedError or WrongQueueTypeError. */
+   * `leaseToken`. Rejects with QueuePausedError or WrongQueueTypeError. When an attempt's
+   * answer is lost and the call retried, the tasks that attempt leased come back (ready, the
+   * attempt counted) when their lease expires. */
   async leaseTasks(queue: string, options: LeaseTasksOptions): Promise<Task[]> {
     const waitMs = options.waitMs ?? 0;
     const response = await this.#call(
@@ -411,6 +425,7 @@ export class TaskqClient {
   /** Flushes, then closes the connection (open streams end with it). */
   async close(): Promise<void> {
     await this.#creates?.close();
+    this.#closed.abort();
     this.#sessions?.abort();
   }
 

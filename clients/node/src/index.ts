@@ -41,7 +41,13 @@ export {
 export type { FieldViolation, PreconditionViolation, ResourceInfo, TaskqErrorInit } from "./errors.js";
 export { Batcher, MAX_BATCH_ITEMS } from "./batching.js";
 export type { BatchingOptions, SendBatch } from "./batching.js";
-export { retryUnavailable } from "./retry.js";
+export {
+  retryUnavailable,
+  brokenConnectionIsUnavailable,
+  DEFAULT_RETRY_BUDGET_MS,
+  DEFAULT_INITIAL_BACKOFF_MS,
+  DEFAULT_MAX_BACKOFF_MS,
+} from "./retry.js";
 export type { RetryOptions } from "./retry.js";
 export { TaskStream } from "./stream.js";
 export type { TaskStreamOptions, NackOptions, LeasedTask } from "./stream.js";

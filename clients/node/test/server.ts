@@ -5,10 +5,12 @@
 // ready, and SIGTERM stops it (exit 0).
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Interceptor } from "@connectrpc/connect";
 
@@ -166,3 +168,58 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
 }
 
 export const quiet = (): void => {};
+
+/** tests/support/flaky_proxy.py in front of a server: a TCP proxy that loses the answers to
+ * the first calls on purpose, after the server has done the work (see that file). */
+export interface FlakyProxy {
+  /** host:port to connect to instead of the server's. */
+  readonly address: string;
+  /** The next line the proxy prints ("dropped response on stream N" per lost answer), or
+   * rejects after `timeoutMs`. */
+  nextLine(timeoutMs?: number): Promise<string>;
+  /** Stops the proxy (the end of its input) and waits for it to exit. */
+  close(): Promise<void>;
+}
+
+/** Starts a flaky proxy to `target` (host:port) that loses the answers to the first `drops`
+ * calls. */
+export async function startFlakyProxy(target: string, drops: number): Promise<FlakyProxy> {
+  // Any Python 3.11+ runs it (standard library only); the checkout's virtualenv has one.
+  const venvPython = join(CHECKOUT, ".venv/bin/python");
+  const child = spawn(
+    existsSync(venvPython) ? venvPython : "python3",
+    [join(CHECKOUT, "tests/support/flaky_proxy.py"), "--target", target, "--drop-responses", String(drops)],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const nextLine = async (timeoutMs = 10_000): Promise<string> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the flaky proxy printed nothing in ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      const line = await Promise.race([lines.next(), timeout]);
+      if (line.done) {
+        throw new Error("the flaky proxy exited");
+      }
+      return line.value.trim();
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const first = await nextLine(15_000);
+  const prefix = "flaky_proxy listening on ";
+  if (!first.startsWith(prefix)) {
+    child.kill();
+    throw new Error(`the flaky proxy printed ${JSON.stringify(first)} instead of its address`);
+  }
+  return {
+    address: first.slice(prefix.length),
+    nextLine,
+    async close() {
+      child.stdin!.end();
+      await exited;
+    },
+  };
+}

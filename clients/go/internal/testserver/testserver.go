@@ -36,17 +36,25 @@ func Binary() (string, error) {
 		}
 		return bin, nil
 	}
-	_, file, _, ok := runtime.Caller(0)
+	root, ok := repositoryRoot()
 	if !ok {
 		return "", ErrNoServer
 	}
-	// clients/go/internal/testserver/testserver.go → the repository root.
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
 	bin := filepath.Join(root, ".venv", "bin", "taskq")
 	if _, err := os.Stat(bin); err != nil {
 		return "", ErrNoServer
 	}
 	return bin, nil
+}
+
+// repositoryRoot is the checkout this file is in.
+func repositoryRoot() (string, bool) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", false
+	}
+	// clients/go/internal/testserver/testserver.go → the repository root.
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", ".."), true
 }
 
 // Server is a running taskq server.
@@ -153,10 +161,20 @@ func (s *Server) terminate() error {
 // Restart stops the server with SIGTERM and starts it again on the same address and data
 // directory, waiting pause in between.
 func (s *Server) Restart(pause time.Duration) error {
-	if err := s.terminate(); err != nil {
+	if err := s.Down(); err != nil {
 		return err
 	}
 	time.Sleep(pause)
+	return s.Up()
+}
+
+// Down stops the server with SIGTERM, keeping its address and data directory for [Server.Up].
+func (s *Server) Down() error {
+	return s.terminate()
+}
+
+// Up starts the server again after [Server.Down], on the same address and data directory.
+func (s *Server) Up() error {
 	addr := s.Addr
 	var err error
 	for range 50 { // the port may take a moment to be free again

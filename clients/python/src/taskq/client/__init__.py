@@ -3,7 +3,8 @@
     from taskq.client import Client, QueueNotFound
 
 `Client` has one method per unary RPC, `AsyncClient` the same for asyncio; both coalesce
-`create_task` calls made close together into batches (`BatchSettings`). Errors are
+`create_task` calls made close together into batches (`BatchSettings`) and retry calls that
+fail with UNAVAILABLE, across a restart of the server (`CallRetry`). Errors are
 `TaskqError` subclasses, one per gRPC code and per common reason. `Worker` runs a handler for
 each task of a push queue, `PullWorker` for each task of a pull queue; a handler raises
 `Retry` or `PermanentError` to say how its task failed. `taskq.client.requests` builds
@@ -13,6 +14,7 @@ reuse.
 
 from taskq.client.async_client import AsyncClient
 from taskq.client.batching import BatchSettings
+from taskq.client.call_retry import CallRetry
 from taskq.client.client import DEFAULT_ADDRESS, Client
 from taskq.client.errors import (
     Aborted,
@@ -48,7 +50,7 @@ from taskq.client.pull import PullWorker
 from taskq.client.worker import Worker
 
 __all__ = [
-    "Client", "AsyncClient", "BatchSettings", "DEFAULT_ADDRESS",
+    "Client", "AsyncClient", "BatchSettings", "CallRetry", "DEFAULT_ADDRESS",
     "Worker", "PullWorker", "PermanentError", "Retry",
     "TaskqError", "FieldViolation", "from_rpc_error", "from_status",
     "InvalidArgument", "NotFound", "AlreadyExists", "FailedPrecondition", "ResourceExhausted", "Unavailable",

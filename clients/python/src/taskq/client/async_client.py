@@ -2,9 +2,9 @@
 
 It shares everything but the transport with the sync client: requests are built by
 `taskq.client.requests`, errors are the same `TaskqError` classes, the channel has the same
-settings (UNAVAILABLE retried with backoff by gRPC's service config). List methods are async
-generators. `create_task` calls made close together, from any number of coroutines, share one
-BatchCreateTasks per queue.
+settings, and calls failing with UNAVAILABLE are retried the same way (see
+`taskq.client.call_retry`). List methods are async generators. `create_task` calls made close
+together, from any number of coroutines, share one BatchCreateTasks per queue.
 
     async with AsyncClient("127.0.0.1:50051") as client:
         tasks = await asyncio.gather(*(client.create_task("work", f"job {i}") for i in range(100)))
@@ -17,10 +17,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeVar, Unpack
 
+import asyncio
+import time
+
 import grpc
 
 from taskq.client import requests
 from taskq.client.batching import DEFAULT_BATCHING, AsyncBatcher, BatchSettings, create_outcomes, request_size
+from taskq.client.call_retry import DEFAULT_CALL_RETRY, Backoff, CallRetry, may_resend
 from taskq.client.channel import create_aio_channel
 from taskq.client.client import DEFAULT_ADDRESS
 from taskq.client.errors import TaskqError, from_rpc_error, from_status
@@ -51,9 +55,13 @@ class AsyncClient:
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.aio.Channel | None = None,
         batching: BatchSettings | None = DEFAULT_BATCHING,
+        call_retry: CallRetry | None = DEFAULT_CALL_RETRY,
     ) -> None:
         self.address = address
         self.timeout = timeout
+        self.call_retry = call_retry
+        # Set by close(): a call waiting to be retried gives up instead of using a closed channel.
+        self._closed = False
         self.credentials = credentials
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else create_aio_channel(address, credentials=credentials)
@@ -78,6 +86,7 @@ class AsyncClient:
         opened it."""
         if self._batcher is not None:
             await self._batcher.close()
+        self._closed = True
         if self._owns_channel:
             await self._channel.close()
 
@@ -88,11 +97,23 @@ class AsyncClient:
         await self.close()
 
     async def _call(self, method: Callable[..., Any], request: Any, *, extra_time: float = 0.0) -> Any:
-        timeout = None if self.timeout is None else self.timeout + extra_time
-        try:
-            return await method(request, timeout=timeout)
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from error
+        # As Client._call: one deadline for all the attempts, the same request on each.
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout + extra_time
+        backoff = Backoff(self.call_retry, deadline) if self.call_retry and may_resend(request) else None
+        while True:
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                return await method(request, timeout=timeout)
+            except grpc.aio.AioRpcError as rpc_error:
+                failure, error = rpc_error, from_rpc_error(rpc_error)
+            # Outside the except block, so that cancelling the caller's task during the wait
+            # raises CancelledError alone, not chained to the failed attempt.
+            wait = None if backoff is None else backoff.next_wait(error)
+            if wait is None:
+                raise error from failure
+            await asyncio.sleep(wait)
+            if self._closed:
+                raise error from failure
 
     async def _pages(self, method: Callable[..., Any], request: Any, field: str) -> AsyncIterator[Any]:
         # Only an empty next_page_token ends a listing: pages may be short, even empty.

@@ -1,10 +1,12 @@
 """`Client`: the synchronous taskq client, one method per unary RPC.
 
 Each method builds its request with `taskq.client.requests`, calls the generated stub with
-the client's deadline, and returns the generated message (a Queue, a Task, ...). A failed
-call raises a `TaskqError` subclass (see `taskq.client.errors`); list methods are generators
-that follow page tokens to the end. `create_task` calls made close together, from several
-threads, share one BatchCreateTasks call per queue (see `taskq.client.batching`).
+the client's deadline, and returns the generated message (a Queue, a Task, ...). A call that
+fails with UNAVAILABLE (a restart of the server) is made again with the same request, within
+a retry budget (see `taskq.client.call_retry`). A failed call raises a `TaskqError` subclass
+(see `taskq.client.errors`); list methods are generators that follow page tokens to the end.
+`create_task` calls made close together, from several threads, share one BatchCreateTasks
+call per queue (see `taskq.client.batching`).
 
     with Client("127.0.0.1:50051") as client:
         client.create_queue("work", type="pull")
@@ -18,10 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, Unpack
 
+import threading
+import time
+
 import grpc
 
 from taskq.client import requests
 from taskq.client.batching import DEFAULT_BATCHING, BatchSettings, ThreadBatcher, create_outcomes, request_size
+from taskq.client.call_retry import DEFAULT_CALL_RETRY, Backoff, CallRetry, may_resend
 from taskq.client.channel import create_channel
 from taskq.client.errors import TaskqError, from_rpc_error, from_status
 from taskq.client.names import queue_name, task_name
@@ -47,14 +53,16 @@ class Client:
 
     Args:
         address: host:port of the server.
-        timeout: the deadline of each call, in seconds; None waits indefinitely. LeaseTasks
-            calls get their `wait` on top of it.
+        timeout: the deadline of each call, in seconds, its retries included; None waits
+            indefinitely. LeaseTasks calls get their `wait` on top of it.
         credentials: TLS channel credentials; None for a plain-text connection.
         channel: an existing channel to use instead of opening one (it is not closed by
             `close()`); `address` and `credentials` are then ignored.
         batching: how `create_task` calls made close together (from several threads) are
             coalesced into one BatchCreateTasks per queue; `BatchSettings(max_delay=0)` or None
             sends each create on its own.
+        call_retry: how calls failing with UNAVAILABLE are retried (by default for up to 15 s,
+            see `taskq.client.call_retry`); None turns retries off.
     """
 
     def __init__(
@@ -65,9 +73,13 @@ class Client:
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.Channel | None = None,
         batching: BatchSettings | None = DEFAULT_BATCHING,
+        call_retry: CallRetry | None = DEFAULT_CALL_RETRY,
     ) -> None:
         self.address = address
         self.timeout = timeout
+        self.call_retry = call_retry
+        # Set by close(): a call waiting to be retried gives up at once instead of sleeping on.
+        self._closed = threading.Event()
         #: TLS credentials, kept so that a Worker given this client can open its own channel.
         self.credentials = credentials
         self._owns_channel = channel is None
@@ -93,6 +105,7 @@ class Client:
         opened it; other calls in progress are cancelled."""
         if self._batcher is not None:
             self._batcher.close()
+        self._closed.set()
         if self._owns_channel:
             self._channel.close()
 
@@ -103,11 +116,19 @@ class Client:
         self.close()
 
     def _call(self, method: Callable[..., Response], request: Any, *, extra_time: float = 0.0) -> Response:
-        timeout = None if self.timeout is None else self.timeout + extra_time
-        try:
-            return method(request, timeout=timeout)
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from error
+        # One deadline for all the attempts: the caller's timeout bounds the call, retries included.
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout + extra_time
+        backoff = Backoff(self.call_retry, deadline) if self.call_retry and may_resend(request) else None
+        while True:
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                # The same request object on every attempt: a create keeps its request_id.
+                return method(request, timeout=timeout)
+            except grpc.RpcError as rpc_error:
+                error = from_rpc_error(rpc_error)
+                wait = None if backoff is None else backoff.next_wait(error)
+                if wait is None or self._closed.wait(wait):
+                    raise error from rpc_error
 
     def _pages(self, method: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
         # A page may be short or even empty while more remain (the server bounds each scan),
@@ -159,7 +180,10 @@ class Client:
         return self._call(self._queues.ResumeQueue, request).queue
 
     def purge_queue(self, queue: str) -> queue_service_pb2.PurgeQueueResponse:
-        """Deletes every task created before the call; the response has the queue and `purged_count`."""
+        """Deletes every task created before the call; the response has the queue and `purged_count`.
+
+        Not retried on UNAVAILABLE: a second purge would also delete tasks created since the
+        first, whose answer may only have been lost."""
         return self._call(self._queues.PurgeQueue, queue_service_pb2.PurgeQueueRequest(name=queue_name(queue)))
 
     def get_queue_stats(self, queue: str) -> queue_pb2.QueueStats:
@@ -191,7 +215,10 @@ class Client:
         recently finished one TaskTombstoned. `schedule_time` (aware datetime or epoch seconds)
         or `delay` (seconds from now) sets the ETA. Retry settings (`max_attempts`, ...)
         override the queue's for this task. A random `request_id` is sent unless one is given,
-        so the automatic retries on UNAVAILABLE cannot add the task twice.
+        the same on every automatic retry, so those retries cannot add the task twice. An
+        application that retries a create itself (after this call raised) must pass its own
+        `request_id`, the same on each of its attempts; `request_id=""` sends none and turns
+        the automatic retries of this create off.
 
         Calls made close together (from several threads) share one BatchCreateTasks call (see
         `batching`); each still returns its own task or raises its own error, exactly as an
@@ -259,6 +286,8 @@ class Client:
         `tag` leases only tasks of that tag; `oldest_tag=True` only those sharing the oldest
         ready task's tag. `wait` (seconds, at most 60) waits for a task when none is ready.
         Each returned Task carries its `lease_token`. Raises QueuePaused or WrongQueueType.
+        When an attempt's answer is lost and the call retried, the tasks that attempt leased
+        come back (ready, the attempt counted) when their lease expires.
         """
         request = requests.lease_tasks_request(queue, lease_duration=lease_duration, max_tasks=max_tasks, tag=tag,
                                                oldest_tag=oldest_tag, wait=wait, view=view)

@@ -37,6 +37,7 @@ import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
 import io.grpc.ClientInterceptor;
 import io.grpc.ClientInterceptors;
+import io.grpc.Deadline;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
@@ -80,13 +81,16 @@ import java.util.stream.StreamSupport;
  * <p>Queues are named by id ({@code "reports"}) or full name ({@code "queues/reports"}); tasks
  * by full name ({@code "queues/reports/tasks/t1"}). Every failed call throws, or completes its
  * future with, a {@link TaskqException}. Each call has a deadline ({@link Builder#timeout},
- * 30 s by default; a lease's {@code wait} comes on top); calls failing with UNAVAILABLE are
- * retried with backoff within it.
+ * 30 s by default; a lease's {@code wait} comes on top) that covers its retries: a unary call
+ * failing with UNAVAILABLE (a restart of the server) is made again with the same request, for
+ * up to 15 s ({@link CallRetry}).
  *
  * <p>{@link #createTaskAsync} calls made within {@link BatchSettings#maxDelay} of each other
  * (2 ms by default) share one {@code BatchCreateTasks} call per queue; each caller still gets
  * its own task or its own error. Every create carries a random {@code request_id} unless it has
- * one, so that a retried create cannot add the task twice.
+ * one, chosen before the first attempt and sent on every retry, so that a retried create cannot
+ * add the task twice. An application that retries a create itself (after the client gave up)
+ * must set its own, the same on each of its attempts.
  *
  * <p>A client is thread-safe; share one per server. {@link #close()} sends the creates still
  * waiting to be batched, then closes the channel if the client opened it.
@@ -104,9 +108,15 @@ public final class TaskqClient implements AutoCloseable {
   private final Channel channel;
   private final ManagedChannel ownedChannel;
   private final Duration timeout;
+  private final CallRetry retry;
   private final ScheduledThreadPoolExecutor timer;
   private final Batcher<CreateTaskRequest, Task> creates;
   private final AtomicBoolean closed = new AtomicBoolean();
+  /**
+   * Set by {@link #close()} once the creates still waiting are sent: calls waiting to be
+   * retried then give up (those creates themselves may still retry).
+   */
+  private final AtomicBoolean retriesStopped = new AtomicBoolean();
 
   private TaskqClient(Builder builder) {
     if (builder.channel != null) {
@@ -118,6 +128,7 @@ public final class TaskqClient implements AutoCloseable {
       this.channel = ownedChannel;
     }
     this.timeout = builder.timeout;
+    this.retry = builder.retry;
     this.timer = Threads.timer("taskq-batcher");
     this.creates = builder.batching.isEnabled()
         ? new Batcher<>(this::sendCreates, builder.batching,
@@ -148,6 +159,7 @@ public final class TaskqClient implements AutoCloseable {
     private final String address;
     private final Channel channel;
     private Duration timeout = DEFAULT_TIMEOUT;
+    private CallRetry retry = CallRetry.DEFAULT;
     private BatchSettings batching = BatchSettings.DEFAULT;
     private ChannelCredentials credentials = InsecureChannelCredentials.create();
     private List<ClientInterceptor> interceptors = List.of();
@@ -159,11 +171,20 @@ public final class TaskqClient implements AutoCloseable {
     }
 
     /**
-     * The deadline of each call (a lease's wait comes on top); {@code null} waits
-     * indefinitely. Default 30 s.
+     * The deadline of each call, its retries included (a lease's wait comes on top);
+     * {@code null} waits indefinitely. Default 30 s.
      */
     public Builder timeout(Duration timeout) {
       this.timeout = timeout;
+      return this;
+    }
+
+    /**
+     * How unary calls failing with UNAVAILABLE are retried; {@link CallRetry#DISABLED} turns
+     * retries off. Default {@link CallRetry#DEFAULT}: for up to 15 s.
+     */
+    public Builder retry(CallRetry retry) {
+      this.retry = Objects.requireNonNull(retry, "retry");
       return this;
     }
 
@@ -186,9 +207,10 @@ public final class TaskqClient implements AutoCloseable {
     }
 
     /**
-     * Changes the channel builder after the client's settings are applied: UNAVAILABLE
-     * retries (a service config), keepalive pings every 30 s during calls, a 32 MiB inbound
-     * message limit. For clients opened from an address only.
+     * Changes the channel builder after the client's settings are applied: keepalive pings
+     * every 30 s during calls, a 32 MiB inbound message limit, transparent retries only (the
+     * client retries UNAVAILABLE itself, see {@link CallRetry}). For clients opened from an
+     * address only.
      */
     public Builder configureChannel(Consumer<ManagedChannelBuilder<?>> customizer) {
       this.customizer = Objects.requireNonNull(customizer, "customizer");
@@ -238,6 +260,7 @@ public final class TaskqClient implements AutoCloseable {
     } catch (ExecutionException | TimeoutException e) {
       // The callers of those creates hear of it through their own futures.
     } finally {
+      retriesStopped.set(true);
       timer.shutdownNow();
       if (ownedChannel != null) {
         ownedChannel.shutdown();
@@ -312,7 +335,11 @@ public final class TaskqClient implements AutoCloseable {
         ResumeQueueRequest.newBuilder().setName(Names.queue(queue)).build()).getQueue();
   }
 
-  /** Deletes every task created before the call; the response has {@code purged_count}. */
+  /**
+   * Deletes every task created before the call; the response has {@code purged_count}. Not
+   * retried on UNAVAILABLE: a second purge would also delete tasks created since the first,
+   * whose answer may only have been lost.
+   */
   public PurgeQueueResponse purgeQueue(String queue) {
     return call(QueueServiceGrpc.getPurgeQueueMethod(),
         PurgeQueueRequest.newBuilder().setName(Names.queue(queue)).build());
@@ -535,7 +562,9 @@ public final class TaskqClient implements AutoCloseable {
   /**
    * Leases up to {@code options.maxTasks()} ready tasks of a pull queue, oldest first; each
    * carries its {@code lease_token}. Empty when none is ready (after the options' wait).
-   * Throws {@link TaskqException.QueuePaused} or {@link TaskqException.WrongQueueType}.
+   * Throws {@link TaskqException.QueuePaused} or {@link TaskqException.WrongQueueType}. When
+   * an attempt's answer is lost and the call retried, the tasks that attempt leased come back
+   * (ready, the attempt counted) when their lease expires.
    */
   public List<Task> leaseTasks(String queue, LeaseOptions options) {
     return await(leaseTasksAsync(queue, options));
@@ -613,26 +642,72 @@ public final class TaskqClient implements AutoCloseable {
 
   // Calls ----------------------------------------------------------------------------------
 
-  private CallOptions options(Duration extra) {
-    if (timeout == null) {
-      return CallOptions.DEFAULT;
+  /** The deadline of a call made now, for all its attempts; null for none. */
+  private Deadline deadline(Duration extra) {
+    return timeout == null
+        ? null
+        : Deadline.after(timeout.plus(extra).toNanos(), TimeUnit.NANOSECONDS);
+  }
+
+  /** The waits between the attempts of a call; null when the call is not to be retried. */
+  private RetryBackoff backoff(Object request, Deadline deadline) {
+    if (!retry.isEnabled() || !CallRetry.mayResend(request)) {
+      return null;
     }
-    return CallOptions.DEFAULT.withDeadlineAfter(timeout.plus(extra).toNanos(), TimeUnit.NANOSECONDS);
+    long now = System.nanoTime();
+    Long deadlineNanos =
+        deadline == null ? null : now + deadline.timeRemaining(TimeUnit.NANOSECONDS);
+    return new RetryBackoff(retry, deadlineNanos, System::nanoTime, Math::random);
+  }
+
+  /**
+   * Before a retry: a channel the client opened reconnects at once. gRPC waits 1 s, growing to
+   * 2 minutes, before it reconnects to a server that went away, and fails calls at once
+   * meanwhile; the retries' own jittered waits pace the reconnections instead. (An
+   * {@code @ExperimentalApi} of grpc-java, unchanged since 2018; without it, calls are still
+   * retried, only reconnection is slower.)
+   */
+  private void beforeRetry() {
+    if (ownedChannel != null) {
+      ownedChannel.resetConnectBackoff();
+    }
   }
 
   private <Q, S> S call(MethodDescriptor<Q, S> method, Q request) {
-    try {
-      return ClientCalls.blockingUnaryCall(channel, method, options(Duration.ZERO), request);
-    } catch (StatusRuntimeException error) {
-      throw TaskqException.from(error);
+    Deadline deadline = deadline(Duration.ZERO);
+    CallOptions options = CallOptions.DEFAULT.withDeadline(deadline);
+    RetryBackoff backoff = backoff(request, deadline);
+    while (true) {
+      TaskqException failure;
+      try {
+        // The same request on every attempt: a create keeps its request_id.
+        return ClientCalls.blockingUnaryCall(channel, method, options, request);
+      } catch (StatusRuntimeException error) {
+        failure = TaskqException.from(error);
+      }
+      long waitNanos = backoff == null ? RetryBackoff.GIVE_UP : backoff.nextWaitNanos(failure);
+      if (waitNanos == RetryBackoff.GIVE_UP || retriesStopped.get()) {
+        throw failure;
+      }
+      try {
+        TimeUnit.NANOSECONDS.sleep(waitNanos);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw TaskqException.local(
+            Status.Code.CANCELLED, "interrupted while waiting to retry", failure);
+      }
+      if (retriesStopped.get()) {
+        throw failure;
+      }
+      beforeRetry();
     }
   }
 
   private <Q, S> CompletableFuture<S> callAsync(MethodDescriptor<Q, S> method, Q request,
       Duration extra) {
-    UnaryFuture<Q, S> future = new UnaryFuture<>();
-    ClientCalls.asyncUnaryCall(channel.newCall(method, options(extra)), request, future);
-    return future;
+    Deadline deadline = deadline(extra);
+    return new RetryingCall<>(channel, method, request, CallOptions.DEFAULT.withDeadline(deadline),
+        backoff(request, deadline), this::beforeRetry, retriesStopped::get).start();
   }
 
   /** The result of a future, its failure thrown as a TaskqException. */
