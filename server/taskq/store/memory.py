@@ -120,8 +120,10 @@ class MemoryStore:
     def waiting(self, queue: Queue, until_us: int, tag: str | None = None, limit: int = 1000) -> Iterator[Task]:
         returned = 0
         for task in self._waiting_sorted(queue.storage_id):
-            if task.schedule_time_us > until_us or returned >= limit:
+            if returned >= limit:
                 return
+            if task.schedule_time_us > until_us:
+                break  # the end of the scanned range
             if tag is None or task.tag == tag:
                 yield _copy_task(task)
                 returned += 1
@@ -129,7 +131,7 @@ class MemoryStore:
 
     def oldest_waiting(self, queue: Queue) -> tuple[int, str] | None:
         found = self._waiting_sorted(queue.storage_id)
-        return (found[0].schedule_time_us, found[0].tag) if found else None
+        return (found[0].schedule_time_us, found[0].tag) if found else self._scanned(None)
 
     def counters(self, queue: Queue) -> Counters:
         counters = self.counters_by_id.get(queue.storage_id)
@@ -150,22 +152,30 @@ class MemoryStore:
         found = self.acks.get((queue.storage_id, task_id))
         return found[0] if found is not None and _recent(found[1], now_us) else None
 
+    def _scanned(self, found, limit: int = 1):
+        """Returns `found`, after a scan that reached its end (found fewer than `limit`, or
+        nothing) fails as the RocksDB engine's does when faults.failing_scans is set."""
+        if found is None or len(found) < limit:
+            self.faults.on_scan_end()
+        return found
+
     def _lease_entries(self) -> list[tuple[int, int, str]]:
         return sorted(
             (task.lease_expire_us, s, t) for (s, t), task in self.tasks_by_key.items() if task.stage is Stage.LEASED
         )
 
     def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
-        return [LeaseEntry(*entry) for entry in self._lease_entries() if entry[0] <= until_us][: max(limit, 0)]
+        due = [LeaseEntry(*entry) for entry in self._lease_entries() if entry[0] <= until_us][: max(limit, 0)]
+        return self._scanned(due, limit)
 
     def leases(self, after: LeaseEntry | None, limit: int) -> list[LeaseEntry]:
         start = (after.expire_us, after.storage_id, after.task_id) if after is not None else None
         entries = [entry for entry in self._lease_entries() if start is None or entry > start]
-        return [LeaseEntry(*entry) for entry in entries[: max(limit, 0)]]
+        return self._scanned([LeaseEntry(*entry) for entry in entries[: max(limit, 0)]], limit)
 
     def next_lease_expiry(self) -> int | None:
         entries = self._lease_entries()
-        return entries[0][0] if entries else None
+        return entries[0][0] if entries else self._scanned(None)
 
     def _expiry_list(self) -> list[tuple[int, int, int, str]]:
         failed = [
@@ -176,20 +186,19 @@ class MemoryStore:
         return sorted(list(self.expiry_entries) + failed)
 
     def expiries(self, until_us: int, limit: int) -> list[Expiry]:
-        return [
-            Expiry(e, ExpiryKind(kind), s, key) for (e, kind, s, key) in self._expiry_list() if e <= until_us
-        ][: max(limit, 0)]
+        due = [Expiry(e, ExpiryKind(kind), s, key) for (e, kind, s, key) in self._expiry_list() if e <= until_us]
+        return self._scanned(due[: max(limit, 0)], limit)
 
     def next_expiry(self) -> int | None:
         entries = self._expiry_list()
-        return entries[0][0] if entries else None
+        return entries[0][0] if entries else self._scanned(None)
 
     def promotions(self, until_us: int, limit: int) -> list[Promotion]:
         due = sorted(entry for entry in self.promotion_entries if entry[0] <= until_us)
-        return [Promotion(*entry) for entry in due[: max(limit, 0)]]
+        return self._scanned([Promotion(*entry) for entry in due[: max(limit, 0)]], limit)
 
     def next_promotion(self) -> int | None:
-        return min(self.promotion_entries)[0] if self.promotion_entries else None
+        return min(self.promotion_entries)[0] if self.promotion_entries else self._scanned(None)
 
     def _hours(self) -> list[tuple[int, int]]:
         pairs = {(hour, s) for (s, _), (_, hour) in self.requests.items()}
@@ -197,11 +206,11 @@ class MemoryStore:
         return sorted(pairs)
 
     def request_hours(self, before_hour: int, limit: int) -> list[tuple[int, int]]:
-        return [pair for pair in self._hours() if pair[0] < before_hour][: max(limit, 0)]
+        return self._scanned([pair for pair in self._hours() if pair[0] < before_hour][: max(limit, 0)], limit)
 
     def first_request_hour(self) -> int | None:
         hours = self._hours()
-        return hours[0][0] if hours else None
+        return hours[0][0] if hours else self._scanned(None)
 
     def page_token_key(self) -> bytes:
         return self.secret
@@ -303,24 +312,34 @@ class MemoryTxn:
         return self._store.oldest_waiting(queue)
 
     def counters(self, queue: Queue) -> Counters:
+        if queue.storage_id in self._deleted:
+            return Counters()
         counters = self._counters.get(queue.storage_id)
         return dataclasses.replace(counters) if counters is not None else self._store.counters(queue)
 
     def bucket(self, queue: Queue) -> TokenState | None:
+        if queue.storage_id in self._deleted:
+            return None
         state = self._buckets.get(queue.storage_id)
         return dataclasses.replace(state) if state is not None else self._store.bucket(queue)
 
     def tombstone(self, queue: Queue, task_id: str) -> int | None:
+        if queue.storage_id in self._deleted:
+            return None
         key = (queue.storage_id, task_id)
         if key in self._tombstones:
             return self._tombstones[key] or None  # 0: deleted in this transaction
         return self._store.tombstone(queue, task_id)
 
     def request(self, queue: Queue, request_id: str, now_us: int) -> RequestRecord | None:
+        if queue.storage_id in self._deleted:
+            return None
         found = self._requests.get((queue.storage_id, request_id))
         return found[0] if found is not None else self._store.request(queue, request_id, now_us)
 
     def acked(self, queue: Queue, task_id: str, now_us: int) -> str | None:
+        if queue.storage_id in self._deleted:
+            return None
         found = self._acks.get((queue.storage_id, task_id))
         return found[0] if found is not None else self._store.acked(queue, task_id, now_us)
 
@@ -488,7 +507,8 @@ class MemoryTxn:
             later = [t.schedule_time_us for t in self._store._waiting_sorted(queue.storage_id) if t.schedule_time_us > until_us]
             self._set_promotion(queue.storage_id, counters, later[0] if later else 0)
             return True
-        counters.promoted_through_us, counters.promoted_through_id = moved[-1].schedule_time_us, moved[-1].task_id
+        if moved:  # (a limit of 0 leaves the boundary where it is)
+            counters.promoted_through_us, counters.promoted_through_id = moved[-1].schedule_time_us, moved[-1].task_id
         self._set_promotion(queue.storage_id, counters, until_us)
         return False
 

@@ -22,13 +22,21 @@ log = logging.getLogger(__name__)
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
+#: Present only while a 1 -> 2 migration is under way: written in the batch that rewrites the
+#: lease keys, deleted with the version bump. Old and new lease keys cannot be told apart, so a
+#: migration run again after a crash must know that they were rewritten already.
+_LEASES_REWRITTEN = keys.META + b"migration_1_to_2_leases_rewritten"
+
 
 def migrate(db: rocksdict.Rdict, path: str, version: int) -> None:
     """Brings a directory of schema `version` to keys.KEY_SCHEMA_VERSION, or refuses it."""
     if version == 1 and keys.KEY_SCHEMA_VERSION == 2:
         log.info("migrating %s from key schema 1 to 2", path)
         _v1_to_v2(db)
-        db.put(keys.META_SCHEMA_VERSION, keys.u64(2))
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        batch.put(keys.META_SCHEMA_VERSION, keys.u64(2))
+        batch.delete(_LEASES_REWRITTEN)
+        db.write(batch)
         db.flush_wal(True)
         return
     raise StoreError(
@@ -42,15 +50,18 @@ def _v1_to_v2(db: rocksdict.Rdict) -> None:
     one global index (`X expire_us sid task_id`), and adds the promotion index (P) and the
     index of request-id hours (J)."""
     # 1. Leases. Old and new keys share the X prefix and cannot be told apart, so they are
-    # rewritten in one atomic batch (a few dozen bytes per leased task).
-    batch = rocksdict.WriteBatch(raw_mode=True)
-    for key in list(keys_between(db, keys.LEASE, keys.prefix_end(keys.LEASE))):
-        storage_id = _U32.unpack_from(key, 1)[0]
-        expire_us = _U64.unpack_from(key, 5)[0]
-        task_id = key[13:].decode()
-        batch.delete(key)
-        batch.put(keys.lease_key(expire_us, storage_id, task_id), b"")
-    db.write(batch)
+    # rewritten in one atomic batch (a few dozen bytes per leased task), with a marker that
+    # keeps a rerun from rewriting them again.
+    if db.get(_LEASES_REWRITTEN) is None:
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key in list(keys_between(db, keys.LEASE, keys.prefix_end(keys.LEASE))):
+            storage_id = _U32.unpack_from(key, 1)[0]
+            expire_us = _U64.unpack_from(key, 5)[0]
+            task_id = key[13:].decode()
+            batch.delete(key)
+            batch.put(keys.lease_key(expire_us, storage_id, task_id), b"")
+        batch.put(_LEASES_REWRITTEN, b"")
+        db.write(batch)
     # 2. Request-id hours: one J key per (hour, queue) that has I keys.
     hours: set[tuple[int, int]] = set()
     for key in keys_between(db, keys.REQUEST, keys.prefix_end(keys.REQUEST)):

@@ -118,24 +118,34 @@ class RocksTxn:
         return self._store.oldest_waiting(queue)
 
     def counters(self, queue: Queue) -> Counters:
+        if queue.storage_id in self.deleted_storage_ids:
+            return Counters()
         counters = self.counter_changes.get(queue.storage_id)
         return copy_counters(counters) if counters is not None else self._store.counters(queue)
 
     def bucket(self, queue: Queue) -> TokenState | None:
+        if queue.storage_id in self.deleted_storage_ids:
+            return None
         state = self.bucket_changes.get(queue.storage_id)
         return TokenState(state.tokens, state.updated_us) if state is not None else self._store.bucket(queue)
 
     def tombstone(self, queue: Queue, task_id: str) -> int | None:
+        if queue.storage_id in self.deleted_storage_ids:
+            return None
         key = (queue.storage_id, task_id)
         if key in self._tombstones:
-            return self._tombstones[key]
+            return self._tombstones[key] or None  # 0: deleted in this transaction
         return self._store.tombstone(queue, task_id)
 
     def request(self, queue: Queue, request_id: str, now_us: int) -> RequestRecord | None:
+        if queue.storage_id in self.deleted_storage_ids:
+            return None
         record = self._requests.get((queue.storage_id, request_id))
         return record if record is not None else self._store.request(queue, request_id, now_us)
 
     def acked(self, queue: Queue, task_id: str, now_us: int) -> str | None:
+        if queue.storage_id in self.deleted_storage_ids:
+            return None
         token = self._acks.get((queue.storage_id, task_id))
         return token if token is not None else self._store.acked(queue, task_id, now_us)
 
@@ -272,7 +282,8 @@ class RocksTxn:
     def _note_hour(self, storage_id: int, hour: int) -> None:
         pair = (hour, storage_id)
         if pair not in self._store.known_hours and pair not in self.new_hours:
-            self.batch.put(keys.hours_key(hour, storage_id), b"")
+            # Through _write: a key below the hours index's scan head must move the head.
+            self._write(keys.HOURS, keys.hours_key(hour, storage_id), b"", True)
             self.new_hours.add(pair)
 
     def put_request(self, queue: Queue, request_id: str, record: RequestRecord) -> None:
@@ -308,7 +319,7 @@ class RocksTxn:
                 stored = keys.read_u64(data) if data is not None else None
             if stored == entry.expire_us:
                 self.batch.delete(keys.tombstone_key(entry.storage_id, entry.key))
-                self._tombstones.pop(key, None)
+                self._tombstones[key] = 0  # deleted: this transaction's reads must not see it
 
     def forget_lease(self, entry: LeaseEntry) -> None:
         self._write(keys.LEASE, keys.lease_key(entry.expire_us, entry.storage_id, entry.task_id), b"", False)
@@ -347,7 +358,8 @@ class RocksTxn:
             counters.promoted_through_us, counters.promoted_through_id = until_us, ""
             self._set_promotion(storage_id, counters, self._first_eta(bucket, upper))
         else:
-            counters.promoted_through_us, counters.promoted_through_id = keys.parse_eta_key(last)
+            if last:  # (a limit of 0 leaves the boundary where it is)
+                counters.promoted_through_us, counters.promoted_through_id = keys.parse_eta_key(last)
             self._set_promotion(storage_id, counters, until_us)
         self._written = True
         return done
