@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,6 +30,8 @@ from taskq.config import Config, ConfigError
 from taskq.core.clock import Clock
 from taskq.core.engine import Engine
 from taskq.store.base import StoreError
+from taskq.store.disk import DiskSpace
+from taskq.store.faults import Faults
 from taskq.store.rocksdb import RocksStore
 from taskq.v1 import queue_service_pb2, task_service_pb2
 
@@ -88,6 +91,8 @@ class TaskqServer:
         )
         self.port: int | None = None
         self._stopped = asyncio.Event()
+        #: Failures injected into the store (a test seam; see store/faults.py).
+        self.faults = Faults()
 
     async def start(self) -> int:
         """Listens, opens the database and declares queues; returns the port."""
@@ -111,13 +116,22 @@ class TaskqServer:
         self.port = port
         await self._server.start()
         data_dir = self.config.data_dir
+        write_buffer_bytes = self.config.write_buffer_mb * 2**20
+        # One Faults object for every store opened on the directory, so an injected failure
+        # outlives a reopen (tests/api/test_storage_failures.py); production never sets it.
+        faults = self.faults
+        space = None
+        if self.config.min_free_disk_mb > 0:
+            os.makedirs(data_dir, exist_ok=True)
+            space = DiskSpace(data_dir, self.config.min_free_disk_mb * 2**20)
         engine = Engine(
-            lambda: RocksStore(data_dir),
+            lambda: RocksStore(data_dir, faults, write_buffer_bytes),
             clock=self._clock,
             limits=self.config.limits(),
             durability=self.config.durability_mode(),
             background=self._background,
             on_serving=self._serving_changed,
+            space=space,
         )
         try:
             await engine.start()

@@ -29,6 +29,15 @@ class Config:
     #: fsync: an answered write survives power loss (default). nosync: it survives a crash of
     #: the process but not of the machine; faster.
     durability: str = "fsync"
+    #: Free space kept on the data directory's disk, MiB: below it, new tasks are refused
+    #: (RESOURCE_EXHAUSTED, DISK_FULL) and the server reports NOT_SERVING, while workers can
+    #: still acknowledge and delete. Keep it above write_buffer_mb: a restart after a crash
+    #: needs about that much to replay the write-ahead log. 0 disables the check.
+    min_free_disk_mb: int = 256
+    #: RocksDB's memtable size, MiB: how much is written to the log before it is flushed to
+    #: table files. Larger is faster for big bursts; a restart after a crash needs about this
+    #: much free disk.
+    write_buffer_mb: int = 64
     #: Largest task (payload + attributes + tag), bytes.
     max_task_bytes: int = 1024 * 1024
     #: gRPC message-size limit, bytes; must exceed max_task_bytes so that an oversized task is
@@ -77,6 +86,10 @@ class Config:
         host, _, port = self.listen.rpartition(":")
         if not host or not port.isdigit() or int(port) > 65535:
             raise ConfigError(f"listen must be host:port (port 0 picks one), not {self.listen!r}")
+        if self.min_free_disk_mb < 0:
+            raise ConfigError("min_free_disk_mb must not be negative")
+        if not 1 <= self.write_buffer_mb <= 4096:
+            raise ConfigError("write_buffer_mb must be between 1 and 4096")
         if self.max_task_bytes < 1:
             raise ConfigError("max_task_bytes must be positive")
         if self.max_message_bytes < self.max_task_bytes + 64 * 1024:

@@ -1,7 +1,8 @@
 """Push streams under misbehaving or unlucky clients: credit comes back whoever ends a lease,
 reconnecting gets no extra burst, a frozen consumer is not handed its own expired tasks again,
-a client that does not read is cut off, a retried acknowledgement is not refused, and waiting
-calls leave nothing behind."""
+a retried acknowledgement is not refused, and waiting calls leave nothing behind. (A client
+that does not read its stream is tested in tests/core/test_subscriber.py: whether the server's
+writes block depends on how much the client's gRPC library buffers, which a test cannot fix.)"""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import grpc
 import pytest
 
 from harness import (
-    Stream,
-    error_reason,
     eventually,
     fill,
     open_stream,
@@ -18,7 +17,6 @@ from harness import (
     seconds_to_duration,
     stream_error_reason,
 )
-from taskq.core import dispatch
 from taskq.v1 import queue_pb2, task_service_pb2
 
 
@@ -91,30 +89,6 @@ def test_a_retried_stream_acknowledgement_gets_the_first_answer(fake_server, str
     assert [(error.name, stream_error_reason(error)) for error in refused.errors] == [
         ("queues/push/tasks/unknown", "LEASE_LOST")
     ]
-
-
-def test_a_client_that_answers_without_reading_is_cut_off(fake_server, monkeypatch):
-    monkeypatch.setattr(dispatch, "MAX_OUTBOX_MESSAGES", 32)
-    push_queue(fake_server)
-    subscription = task_service_pb2.StreamTasksRequest(
-        subscription=task_service_pb2.StreamSubscription(queue="queues/push")
-    )
-    bad = task_service_pb2.StreamTasksRequest(acks=[
-        task_service_pb2.TaskAck(name=f"queues/push/tasks/{'x' * 400}{index}", lease_token="t" * 64)
-        for index in range(100)
-    ])
-
-    def requests():
-        yield subscription
-        for _ in range(2000):  # far more refusals than the connection's window holds
-            yield bad
-
-    call = Stream.raw(fake_server.channel, requests())
-    with pytest.raises(grpc.RpcError) as raised:
-        for _ in call:  # read only now: the buffered refusals, then the end
-            pass
-    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert error_reason(raised.value) == "STREAM_NOT_READ"
 
 
 def test_long_polls_leave_no_wakeup_behind(server):

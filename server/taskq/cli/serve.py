@@ -27,6 +27,12 @@ def add_parser(subparsers) -> None:
         "--durability", choices=("fsync", "nosync"),
         help="fsync (default): answered writes survive power loss; nosync: they survive a process crash only",
     )
+    parser.add_argument("--min-free-disk-mb", dest="min_free_disk_mb", type=int,
+                        help="free disk space kept in reserve, MiB: below it new tasks are refused (default 256; "
+                        "0 disables)")
+    parser.add_argument("--write-buffer-mb", dest="write_buffer_mb", type=int,
+                        help="RocksDB memtable size, MiB; a restart after a crash needs about this much free disk "
+                        "(default 64)")
     parser.add_argument("--queues", dest="queues_file", help="queue.yaml declaring queues (App Engine format works)")
     parser.add_argument("--max-task-bytes", dest="max_task_bytes", type=int, help="largest task in bytes (default 1 MiB)")
     parser.add_argument("--max-message-bytes", dest="max_message_bytes", type=int,

@@ -31,9 +31,12 @@ from taskq.core.wakeups import Wakeups
 from taskq.store.base import Store, StoreError
 from taskq.store.commit import CommitLoop
 from taskq.store.database import Durability
+from taskq.store.disk import DiskSpace
 
 log = logging.getLogger(__name__)
 
+#: How often the disk's free space is compared with its reserve, seconds.
+DISK_WATCH_S = 1.0
 #: After a storage failure, reopening is tried again after this long, doubling up to the max.
 REOPEN_FIRST_DELAY_S = 0.2
 REOPEN_MAX_DELAY_S = 30.0
@@ -49,12 +52,13 @@ class Engine:
         durability: Durability = Durability.FSYNC,
         background: bool = True,
         on_serving: Callable[[bool], None] | None = None,
+        space: DiskSpace | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
         self.limits = limits or ServerLimits()
         self.wakeups = Wakeups(self.clock)
         self.activity = Activity(self.clock)
-        self.db = CommitLoop(open_store, durability, listener=self)
+        self.db = CommitLoop(open_store, durability, listener=self, space=space)
         self.reaper = Reaper(self.db, self.clock, Alarm(self.clock))
         self.janitor = Janitor(self.db, self.clock, Alarm(self.clock))
         self.purger = Purger(self.db, self.clock, Alarm(self.clock))
@@ -67,6 +71,9 @@ class Engine:
         #: Whether the reaper, janitor and purger run on their own (tests may drive them).
         self._background = background
         self._on_serving = on_serving
+        #: Why the engine is out of service ("storage" failed, "disk" below its reserve).
+        self._unready: set[str] = set()
+        self._disk_watch: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self._stopping = False
         self.page_token_key = b""
@@ -82,6 +89,8 @@ class Engine:
             self.reaper.start()
             self.janitor.start()
             self.purger.start()
+        if self.db.space is not None:
+            self._disk_watch = asyncio.get_running_loop().create_task(self._watch_disk(), name="taskq-disk")
 
     async def _release_orphans(self) -> None:
         released = await self.push.recover()
@@ -97,9 +106,10 @@ class Engine:
         self._stopping = True
         self.wakeups.close()
         await self.dispatchers.close()
-        if self._recovery is not None:
-            self._recovery.cancel()
-            await asyncio.gather(self._recovery, return_exceptions=True)
+        for task in (self._recovery, self._disk_watch):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._background:
             await self.reaper.stop()
             await self.janitor.stop()
@@ -122,11 +132,37 @@ class Engine:
         if self._recovery is None or self._recovery.done():
             self._recovery = asyncio.get_running_loop().create_task(self._recover(reason), name="taskq-recovery")
 
+    def _ready(self, reason: str, ready: bool) -> None:
+        """Marks one reason for being out of service as gone (or present); tells the owner when
+        that changes whether the engine serves."""
+        serving = not self._unready
+        if ready:
+            self._unready.discard(reason)
+        else:
+            self._unready.add(reason)
+        if serving != (not self._unready) and self._on_serving is not None:
+            self._on_serving(not self._unready)
+
+    async def _watch_disk(self) -> None:
+        """Out of service while the disk is below its reserve (creates are refused then)."""
+        space = self.db.space
+        assert space is not None
+        while not self._stopping:
+            low = space.low()
+            if low != ("disk" in self._unready):
+                if low:
+                    log.error("the disk is below its reserve (%d MiB free, %d MiB kept): refusing new tasks",
+                              space.free_bytes() // 2**20, space.reserve_bytes // 2**20)
+                else:
+                    log.warning("the disk has room again (%d MiB free): accepting new tasks",
+                                space.free_bytes() // 2**20)
+                self._ready("disk", not low)
+            await asyncio.sleep(DISK_WATCH_S)
+
     async def _recover(self, reason: str) -> None:
         """Out of service until the database is open again; then releases the push leases of the
         streams it ended, and is back."""
-        if self._on_serving is not None:
-            self._on_serving(False)
+        self._ready("storage", False)
         await self.dispatchers.close(StorageUnavailable(f"the storage failed: {reason}", retry_delay_seconds=1.0))
         delay = REOPEN_FIRST_DELAY_S
         while not self._stopping:
@@ -146,8 +182,7 @@ class Engine:
         self.purger.alarm.poke()
         self.reaper.alarm.poke()
         self.janitor.alarm.poke()
-        if self._on_serving is not None:
-            self._on_serving(True)
+        self._ready("storage", True)
         log.warning("storage recovered; serving again")
 
     @property

@@ -249,3 +249,19 @@ class QueueInUse(FailedPrecondition):
                 for referrer in referrers[:10]
             ],
         )
+
+
+class DiskFull(ResourceExhausted):
+    """The data directory's disk is below its reserve: taskq takes no more tasks until there
+    is room again (store/disk.py)."""
+
+    reason = "DISK_FULL"
+
+    def __init__(self, free_bytes: int, reserve_bytes: int) -> None:
+        super().__init__(
+            f"the server's disk is almost full ({free_bytes // 2**20} MiB free, {reserve_bytes // 2**20} MiB "
+            "kept in reserve): new tasks are refused until space is freed (acknowledging and deleting "
+            "tasks frees space)",
+            metadata={"free_bytes": str(free_bytes), "reserve_bytes": str(reserve_bytes)},
+            retry_delay_seconds=5.0,
+        )

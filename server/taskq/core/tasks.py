@@ -102,7 +102,7 @@ class Tasks:
                 change.housekeeping_due(transitions.forget_after_us(now_us))
             return results
 
-        return await self._db.write(mutation)
+        return await self._db.write(mutation, grows=True)
 
     def _create_one(
         self, change: Change, queue: Queue, item: NewTask, now_us: int, requests: dict[str, Task]

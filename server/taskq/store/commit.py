@@ -37,15 +37,17 @@ holds on disk.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from taskq.core.errors import StorageUnavailable, TaskqError
+from taskq.core.errors import DiskFull, StorageUnavailable, TaskqError
 from taskq.store.base import Reader, Store, StoreError
 from taskq.store.database import Change, Durability, Listener, Mutation
+from taskq.store.disk import DiskSpace
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,12 @@ class CommitLoop:
         open_store: Callable[[], Store],
         durability: Durability = Durability.FSYNC,
         listener: Listener | None = None,
+        space: DiskSpace | None = None,
     ) -> None:
-        self._open_store = open_store
+        #: Opens the store (again, after a failure); replaceable by tests.
+        self.open_store = open_store
+        #: The data directory's disk, when the store has one.
+        self.space = space
         self._durability = durability
         self._listener = listener
         self.store: Store | None = None
@@ -93,7 +99,7 @@ class CommitLoop:
         return self._failed
 
     async def open(self) -> None:
-        self.store = await asyncio.to_thread(self._open_store)
+        self.store = await asyncio.to_thread(self.open_store)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="taskq-commit-loop")
 
     async def close(self) -> None:
@@ -112,7 +118,11 @@ class CommitLoop:
         if self.store is not None:
             old, self.store = self.store, None
             await asyncio.to_thread(old.close)
-        self.store = await asyncio.to_thread(self._open_store)
+            del old
+        # A RocksDB handle stays open (its directory locked) while any iterator made on it lives;
+        # a traceback of the failure that brought us here can hold one in a reference cycle.
+        gc.collect()
+        self.store = await asyncio.to_thread(self.open_store)
         self._unsynced = False
         self._failed = None
         log.warning("the database was reopened; writes are accepted again")
@@ -129,11 +139,16 @@ class CommitLoop:
         try:
             return fn(store)
         except StoreError as error:
-            self._fail(error)
-            raise StorageUnavailable(f"the storage failed: {error}", retry_delay_seconds=1.0) from None
+            reason = str(error)
+        # Raised outside the except block: the new error must not keep the failed read's frames
+        # (and the RocksDB iterators in them) alive as its context.
+        self._fail(reason)
+        raise StorageUnavailable(f"the storage failed: {reason}", retry_delay_seconds=1.0)
 
-    async def write(self, mutation: Mutation[T], *, durable: bool = True) -> T:
+    async def write(self, mutation: Mutation[T], *, durable: bool = True, grows: bool = False) -> T:
         self._usable()
+        if grows and self.space is not None and self.space.low():
+            raise DiskFull(self.space.free_bytes(), self.space.reserve_bytes)
         if self._stopping:
             raise StorageUnavailable("the server is shutting down", retry_delay_seconds=1.0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -180,7 +195,7 @@ class CommitLoop:
             try:
                 await self._sync()
             except StoreError as error:
-                self._fail(error)
+                self._fail(str(error))
                 return
         self._unsynced = False
 
@@ -208,7 +223,7 @@ class CommitLoop:
             except StoreError as error:
                 store.discard(txn)
                 later = [entry[1] for entry in group[index + 1 :]]
-                self._fail(error, [future, *(outcome[0] for outcome in waiting), *later])
+                self._fail(str(error), [future, *(outcome[0] for outcome in waiting), *later])
                 return
             except Exception as error:  # a bug: fail this caller, keep serving the others
                 store.discard(txn)
@@ -237,7 +252,7 @@ class CommitLoop:
             try:
                 await self._sync()
             except StoreError as error:
-                self._fail(error, [outcome[0] for outcome in waiting])
+                self._fail(str(error), [outcome[0] for outcome in waiting])
                 return
         if needs_sync:
             self._unsynced = False
@@ -252,17 +267,17 @@ class CommitLoop:
         for future, result, error, hooks in waiting:
             self._settle(future, result, error, hooks)
 
-    def _fail(self, error: StoreError, futures: list[asyncio.Future[Any]] | None = None) -> None:
+    def _fail(self, reason: str, futures: list[asyncio.Future[Any]] | None = None) -> None:
         """Storage failure: nothing more is written or answered OK until `reopen`."""
         first = self._failed is None
         if first:
-            self._failed = str(error)
-            log.critical("the storage failed; refusing writes until the database is reopened: %s", error)
+            self._failed = reason
+            log.critical("the storage failed; refusing writes until the database is reopened: %s", reason)
         pending = [future for _, future, _ in self._pending]
         self._pending = []
-        self._fail_all([*(futures or []), *pending], str(error))
+        self._fail_all([*(futures or []), *pending], reason)
         if first and self._listener is not None:
-            self._listener.storage_failed(str(error))
+            self._listener.storage_failed(reason)
 
     def _fail_all(self, futures: list[asyncio.Future[Any]], reason: str | None) -> None:
         failure = StorageUnavailable(

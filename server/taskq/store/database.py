@@ -111,11 +111,12 @@ class Database(Protocol):
         storage has failed."""
         ...
 
-    async def write(self, mutation: Mutation[T], *, durable: bool = True) -> T:
+    async def write(self, mutation: Mutation[T], *, durable: bool = True, grows: bool = False) -> T:
         """Runs `mutation` atomically; returns its result once committed (and, when
         `durable`, durable per the durability mode). A TaskqError raised by the mutation
         abandons its writes and reaches the caller; a storage failure raises
-        StorageUnavailable."""
+        StorageUnavailable. A mutation that `grows` the data (creates) is refused with
+        DiskFull while the disk is below its reserve (store/disk.py)."""
         ...
 
     async def maintain(self) -> None:

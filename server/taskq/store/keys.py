@@ -79,6 +79,9 @@ META_SCHEMA_VERSION = META + b"schema_version"
 META_NEXT_STORAGE_ID = META + b"next_storage_id"
 #: 32 random bytes made when the directory is created: the key that signs page tokens.
 META_PAGE_TOKEN_KEY = META + b"page_token_key"
+#: When the directory was last opened (µs): written and synced at every open, to prove it
+#: writable.
+META_OPENED = META + b"opened"
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")

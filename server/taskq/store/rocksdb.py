@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 
 import rocksdict
@@ -55,18 +56,19 @@ WRITE_BUFFER_BYTES = 64 * 1024 * 1024
 class RocksStore:
     """A Store on a RocksDB directory. See store/base.py for the contract."""
 
-    def __init__(self, path: str, faults: Faults | None = None) -> None:
+    def __init__(self, path: str, faults: Faults | None = None, write_buffer_bytes: int = WRITE_BUFFER_BYTES) -> None:
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
         options.set_wal_recovery_mode(rocksdict.DBRecoveryMode.point_in_time())
         options.set_max_background_jobs(2)
-        options.set_write_buffer_size(WRITE_BUFFER_BYTES)
+        options.set_write_buffer_size(write_buffer_bytes)
+        self._write_buffer_bytes = write_buffer_bytes
         self._path = path
         self.faults = faults or Faults()
         try:
             self._db = rocksdict.Rdict(path, options)
         except Exception as error:  # rocksdict raises bare Exceptions
-            raise _open_failure(path, error) from error
+            raise _open_failure(path, error, write_buffer_bytes) from error
         try:
             self._page_token_key = self._prepare()
         except BaseException:
@@ -115,7 +117,15 @@ class RocksStore:
         if secret is None:
             secret = os.urandom(32)
             self._db.put(keys.META_PAGE_TOKEN_KEY, secret)
-        self._db.flush_wal(True)
+        # A durable write proves the directory writable: a database reopened after a failure
+        # (a full disk) is not put back in service before it can take writes again.
+        self.faults.on_write()
+        self.faults.on_sync()
+        try:
+            self._db.put(keys.META_OPENED, keys.u64(time.time_ns() // 1000))
+            self._db.flush_wal(True)
+        except Exception as error:
+            raise StoreError(f"{self._path} cannot be written: {error}") from error
         return secret
 
     # Queues -------------------------------------------------------------------------------
@@ -403,7 +413,7 @@ def _recent_hours(now_us: int) -> tuple[int, ...]:
     return (bucket, bucket - 1) if bucket else (0,)
 
 
-def _open_failure(path: str, error: Exception) -> StoreError:
+def _open_failure(path: str, error: Exception, write_buffer_bytes: int) -> StoreError:
     """A clear reason why the directory cannot be opened."""
     text = str(error)
     if "lock" in text.lower():
@@ -418,7 +428,7 @@ def _open_failure(path: str, error: Exception) -> StoreError:
             free = shutil.disk_usage(path).free
         except OSError:
             free = 0
-        needed = max(wal_bytes, WRITE_BUFFER_BYTES)
+        needed = max(wal_bytes, write_buffer_bytes)
         return StoreError(
             f"cannot open the data directory {path}: the disk is full ({free // 2**20} MiB free). Opening "
             f"replays the write-ahead log ({wal_bytes // 2**20} MiB) and writes it to table files, which "
