@@ -20,30 +20,7 @@ from google.protobuf import duration_pb2
 from taskq.v1 import queue_pb2, queue_service_pb2, queue_service_pb2_grpc, task_pb2, task_service_pb2
 from taskq.v1 import task_service_pb2_grpc
 
-SERVE = [sys.executable, "-m", "taskq.cli.main", "serve"]
-
-
-class ServerProcess:
-    def __init__(self, data_dir, *extra: str, env: dict | None = None) -> None:
-        self.process = subprocess.Popen(
-            [*SERVE, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        line = self.process.stdout.readline()
-        match = re.search(r"listening on ([\d.]+:\d+)", line)
-        if match is None:
-            self.process.kill()
-            raise AssertionError(f"no address printed: {line!r} {self.process.stderr.read()}")
-        self.address = match.group(1)
-        self.channel = grpc.insecure_channel(self.address)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.channel.close()
-        self.process.send_signal(sig)
-        return self.process.wait(timeout=30)
+from processes import SERVE, ServerProcess  # noqa: E402
 
 
 def run_to_exit(*arguments: str, timeout: float = 20) -> subprocess.CompletedProcess:
