@@ -17,7 +17,8 @@ Three protocols:
   one writer (store/commit.py) that applies them in turn; an engine with its own
   transactions may run them concurrently.
 
-tests/store/test_store_conformance.py states this contract as tests; every engine passes it.
+tests/store/test_store_*.py state this contract as tests (the conformance suite); every engine
+passes it.
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ class Reader(Protocol):
         ...
 
     def leases(self, after: LeaseEntry | None, limit: int) -> list[LeaseEntry]:
-        """Up to `limit` lease-index entries after `after` (None: from the first), in
-        (expiry, storage id, task id) order: a walk over every lease."""
+        """Up to `limit` lease-index entries after `after` (None: from the first; it need not
+        exist any more), in (expiry, storage id, task id) order: a walk over every lease."""
         ...
 
     def next_lease_expiry(self) -> int | None:
@@ -153,7 +154,8 @@ class Reader(Protocol):
 
     def request_hours(self, before_hour: int, limit: int) -> list[tuple[int, int]]:
         """Up to `limit` (hour, storage id) pairs with request ids or acknowledgements kept
-        from hours before `before_hour`, oldest first."""
+        from hours before `before_hour` (>= 0), oldest first. May list pairs that hold nothing
+        any more (a deleted queue's); forgetting them is harmless."""
         ...
 
     def first_request_hour(self) -> int | None:
@@ -178,7 +180,8 @@ class Txn(Reader, Protocol):
 
     def delete_queue(self, queue: Queue) -> None:
         """Deletes the queue with all its tasks, tombstones, request ids, acknowledgements and
-        counters. Entries of the global due-time indexes naming it may stay until their
+        counters; afterwards this transaction's point reads treat it as unknown (None,
+        `Counters()`). Entries of the global due-time indexes naming it may stay until their
         readers drop them."""
         ...
 
@@ -208,7 +211,8 @@ class Txn(Reader, Protocol):
         ...
 
     def forget_hour(self, hour: int, storage_id: int) -> None:
-        """Forgets the request ids and acknowledgements of one queue made in one hour."""
+        """Forgets the request ids and acknowledgements of one queue made in one hour. Not in a
+        transaction that also puts request ids or acknowledgements of that queue and hour."""
         ...
 
     def delete_expiry(self, entry: Expiry) -> None:
@@ -221,8 +225,9 @@ class Txn(Reader, Protocol):
         ...
 
     def promote(self, queue: Queue, until_us: int, limit: int) -> bool:
-        """Counts waiting tasks due by `until_us` as ready from now on, at most `limit` of them:
-        the counters' boundary moves past them, to `until_us` itself when no more are due.
+        """Counts waiting tasks due by `until_us` (the caller's now) as ready from now on, at most
+        `limit` (>= 0) of them: the counters' boundary becomes the position of the last task
+        counted, or `until_us` itself when no more are due.
         Keeps the queue's promotion-index entry at the next time it has work: the schedule
         time of its first task still counted as scheduled, or `until_us` when `limit` stopped
         it early. Returns True when the boundary reached `until_us`. It counts what the store

@@ -19,7 +19,8 @@ class Faults:
     failing_syncs: int = 0
     #: Every write fails while this is set (e.g. "No space left on device").
     failing_writes: str = ""
-    #: Every scan fails while this is set, after returning what it found so far.
+    #: Every scan that reaches the end of its range fails while this is set (after returning
+    #: what it found); one stopped early by its limit or its reader does not.
     failing_scans: str = ""
 
     def on_sync(self) -> None:
