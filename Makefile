@@ -8,12 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang test-package bench bench-quick clean
+.PHONY: serve test install lint python-lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang test-package bench bench-quick clean
 
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
 
-test: install check-generated proto-lint proto-breaking pytest test-package test-go test-node test-java test-grpcurl test-crosslang bench-quick
+test: install check-generated python-lint proto-lint proto-breaking pytest test-package test-go test-node test-java test-grpcurl test-crosslang bench-quick
 
 install: $(VENV)/.installed node_modules/.installed clients/node/node_modules/.installed
 
@@ -33,6 +33,11 @@ clients/node/node_modules/.installed: clients/node/package.json clients/node/pac
 
 pytest: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Ruff (lint and import order) and mypy (types), configured in pyproject.toml.
+python-lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Each client's tests start the real server themselves, from this checkout's virtualenv.
 export TASKQ_BIN := $(abspath $(VENV)/bin/taskq)

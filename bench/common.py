@@ -146,7 +146,9 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
 def latency_summary(values: Iterable[float]) -> dict:
     """Milliseconds: p50, p90, p99, p99.9, max and the count."""
     ordered = sorted(values)
-    ms = lambda v: None if v is None else round(v * 1000, 3)
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value * 1000, 3)
+
     return {
         "count": len(ordered),
         "p50_ms": ms(percentile(ordered, 0.50)),

@@ -25,8 +25,10 @@ def _table(headers: list[str], rows: list[list]) -> str:
     cells = [[_fmt(c) if not isinstance(c, str) else c for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     last = len(headers) - 1
-    line = lambda values: "  ".join(
-        v.ljust(w) if i < 2 or i == last else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.ljust(w) if i < 2 or i == last else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 

@@ -25,8 +25,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness import error_reason, eventually
 from processes import ServerProcess
-from taskq.v1 import queue_pb2, queue_service_pb2, queue_service_pb2_grpc, task_pb2, task_service_pb2
-from taskq.v1 import task_service_pb2_grpc
+from taskq.v1 import (
+    queue_pb2,
+    queue_service_pb2,
+    queue_service_pb2_grpc,
+    task_pb2,
+    task_service_pb2,
+    task_service_pb2_grpc,
+)
 
 MIB = 1024 * 1024
 TASK = os.urandom(256 * 1024)  # incompressible, as payloads often are

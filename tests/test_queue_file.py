@@ -4,13 +4,13 @@ work in the same style, and every mistake is reported with the file's line."""
 from __future__ import annotations
 
 import asyncio
-import re
 import logging
+import re
 import textwrap
 
 import pytest
-from harness import ServerHarness
 
+from harness import ServerHarness
 from taskq.app import StartupError, build_server
 from taskq.config import Config
 from taskq.core import limits

@@ -4,23 +4,25 @@ directory and port, and no acknowledged task lost when the process is killed wit
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from google.protobuf import duration_pb2
-
-from taskq.v1 import queue_pb2, queue_service_pb2, queue_service_pb2_grpc, task_pb2, task_service_pb2
-from taskq.v1 import task_service_pb2_grpc
-
 from processes import SERVE, ServerProcess  # noqa: E402
+from taskq.v1 import (
+    queue_pb2,
+    queue_service_pb2,
+    queue_service_pb2_grpc,
+    task_pb2,
+    task_service_pb2,
+    task_service_pb2_grpc,
+)
 
 
 def run_to_exit(*arguments: str, timeout: float = 20) -> subprocess.CompletedProcess:
@@ -101,7 +103,10 @@ def test_no_acknowledged_create_is_lost_when_the_server_is_killed(tmp_path, dura
         stop = threading.Event()
         errors: list[str] = []
 
-        def produce(address: str, worker: int) -> None:
+        def produce(
+            address: str, worker: int, stop: threading.Event = stop, round_number: int = round_number,
+            errors: list[str] = errors,
+        ) -> None:
             channel = grpc.insecure_channel(address)
             stub = task_service_pb2_grpc.TaskServiceStub(channel)
             counter = 0

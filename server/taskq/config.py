@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -131,7 +132,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {name} must be a {kind}, not {value!r}") from None
 
 
-def load(flags: dict[str, Any], environ: dict[str, str] | None = None) -> Config:
+def load(flags: dict[str, Any], environ: Mapping[str, str] | None = None) -> Config:
     """The configuration from flags (None = not given), the environment and the config file."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}

@@ -94,7 +94,8 @@ def load_queue_file(path: str) -> list[tuple[Queue, bool | None]]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or error.context
-        raise QueueFileError(f"{path}:{mark.line + 1}: not valid YAML: {problem}") from None
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise QueueFileError(f"{path}{where}: not valid YAML: {problem}") from None
     except yaml.YAMLError as error:  # undecodable bytes: the reader knows no line
         raise QueueFileError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     return _QueueFile(path).document(document)

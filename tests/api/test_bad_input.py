@@ -31,8 +31,8 @@ import pytest
 from google.protobuf import duration_pb2, field_mask_pb2, text_format, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from harness import ServerHarness, error_reason
 
+from harness import ServerHarness, error_reason
 from taskq.v1 import queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 IA = grpc.StatusCode.INVALID_ARGUMENT

@@ -88,7 +88,6 @@ def test_a_queue_named_as_a_dead_letter_queue_cannot_be_deleted(fake_server):
 
 def test_a_queue_file_with_a_dead_letter_cycle_is_refused_and_changes_nothing(tmp_path, clock):
     from harness import ServerHarness
-
     from taskq.app import StartupError
 
     queues = tmp_path / "queues.yaml"

@@ -164,7 +164,7 @@ def test_task_add_prints_the_created_task(taskq, pull):
 
 
 def test_task_add_with_eta_or_delay_schedules_the_task(taskq, pull):
-    eta = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    eta = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert taskq("task", "add", "work", "--eta", eta, "--json").json()["schedule_time"] == eta
     assert taskq("task", "add", "work", "--delay", "10m", "--json").json()["state"] == "TASK_STATE_SCHEDULED"
 

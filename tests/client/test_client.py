@@ -141,7 +141,7 @@ def test_queue_stats_count_tasks_by_state(client, pull):
 
 
 def test_create_task_sets_every_given_field(client, pull):
-    when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
     task = client.create_task("work", "héllo", name="t1", tag="reports", schedule_time=when,
                               attributes={"content-type": "text/plain"}, max_attempts=2, view="full")
     assert task.name == "queues/work/tasks/t1"
@@ -150,7 +150,7 @@ def test_create_task_sets_every_given_field(client, pull):
     assert task.attributes == {"content-type": "text/plain"}
     assert task.retry_config.max_attempts == 2
     assert task.state == task_pb2.TASK_STATE_SCHEDULED
-    assert abs(task.schedule_time.ToDatetime(datetime.timezone.utc) - when) < datetime.timedelta(milliseconds=1)
+    assert abs(task.schedule_time.ToDatetime(datetime.UTC) - when) < datetime.timedelta(milliseconds=1)
 
 
 def test_create_task_with_a_delay_schedules_it_that_far_ahead(client, pull):

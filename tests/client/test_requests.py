@@ -17,8 +17,8 @@ from taskq.client import (
     Unavailable,
     UnknownError,
     from_status,
+    requests,
 )
-from taskq.client import requests
 from taskq.client.call_retry import Backoff, CallRetry, may_resend
 from taskq.client.channel import channel_options
 from taskq.client.names import queue_name, task_name_in

@@ -113,7 +113,7 @@ def test_a_page_of_large_tasks_reads_only_that_page(tmp_path):
             await engine.tasks.create("q", [NewTask(None, payload=payload) for _ in range(10)])
         tracemalloc.start()
         try:
-            page, _ = await engine.tasks.list("q", TaskFilter(), "", 10, payloads=False)
+            page, _ = await engine.tasks.page("q", TaskFilter(), "", 10, payloads=False)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()

@@ -3,7 +3,7 @@
 import pytest
 
 from taskq.core.model import TaskState
-from taskq.core.states import Event, IllegalTransition, TRANSITIONS, allowed, transition
+from taskq.core.states import TRANSITIONS, Event, IllegalTransition, allowed, transition
 
 
 def test_only_a_ready_task_can_be_leased():

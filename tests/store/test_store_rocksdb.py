@@ -336,7 +336,7 @@ def assert_migrated(store: Store) -> None:
     assert store.request_hours(2**31, ALL) == [(0, 1), (3, 1), (3, 2)]
     assert store.request_hours(3, ALL) == [(0, 1)]
     assert store.first_request_hour() == 0
-    for (sid, hour, request_id), record in V1_REQUESTS.items():
+    for (sid, _hour, request_id), record in V1_REQUESTS.items():
         queue = store.queue_by_storage_id(sid)
         assert store.request(queue, request_id, record.create_time_us) == record
     # The promotion index holds each queue's first task counted as scheduled.
@@ -482,7 +482,7 @@ def test_scans_stay_right_after_many_deletes_at_the_head_of_an_index(rocks_path,
             commit(
                 store,
                 *[lambda txn, t=t: txn.delete_task(queue, t) for t in tasks],
-                *[lambda txn, t=t: txn.put_tombstone(queue, t.task_id, 50_000 + acked) for t in tasks],
+                *[lambda txn, t=t, at=50_000 + acked: txn.put_tombstone(queue, t.task_id, at) for t in tasks],
             )
             acked += len(entries)
             remaining = store.expired_leases(FOREVER, ALL)

@@ -122,7 +122,7 @@ def read_commands(loop: asyncio.AbstractEventLoop, drops: Drops) -> None:
         words = line.split()
         if len(words) == 2 and words[0] == "drop" and words[1].isdigit():
             count = int(words[1])
-            loop.call_soon_threadsafe(lambda: setattr(drops, "remaining", drops.remaining + count))
+            loop.call_soon_threadsafe(lambda count=count: setattr(drops, "remaining", drops.remaining + count))
     # At once, connections and all, as a proxy that dies would: nothing is left to finish.
     sys.stdout.flush()
     os._exit(0)

@@ -35,7 +35,7 @@ class QueueServicer(queue_service_pb2_grpc.QueueServiceServicer):
         size = pagination.page_size(request.page_size)
         key = engine.page_token_key
         after = pagination.decode(request.page_token, ("queues",), key, limits.QUEUE_ID_PATTERN)
-        queues, resume_after = await engine.queues.list(after, size)
+        queues, resume_after = await engine.queues.page(after, size)
         return queue_service_pb2.ListQueuesResponse(
             queues=[convert.queue_to_proto(queue) for queue in queues],
             next_page_token=pagination.encode(resume_after, ("queues",), key) if resume_after else "",

@@ -119,7 +119,7 @@ class StreamHandler:
                 await in_flight.acquire()
                 applying = asyncio.create_task(self._apply(engine, subscriber, request))
                 pending.add(applying)
-                applying.add_done_callback(lambda done: (pending.discard(done), in_flight.release()))
+                applying.add_done_callback(lambda done: _applied(done, pending, in_flight))
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
         except asyncio.CancelledError:
@@ -140,7 +140,9 @@ class StreamHandler:
                 Refusal("", "", InvalidArgument.field("subscription", "this stream is already subscribed",
                                                       "ALREADY_SUBSCRIBED"))
             )
-        acks, nacks, extensions = [], [], []
+        acks: list[Ack] = []
+        nacks: list[Nack] = []
+        extensions: list[Extension] = []
         for index, ack in enumerate(request.acks):
             _collect(refusals, acks, subscriber, f"acks[{index}]", ack, _ack)
         for index, nack in enumerate(request.nacks):
@@ -164,6 +166,11 @@ class StreamHandler:
                 subscriber.answered(answered, {})
         if refusals:
             subscriber.refuse(refusals)
+
+
+def _applied(done: asyncio.Task[None], pending: set[asyncio.Task[None]], in_flight: asyncio.Semaphore) -> None:
+    pending.discard(done)
+    in_flight.release()
 
 
 def _collect(refusals, answers, subscriber: Subscriber, field: str, message, build) -> None:

@@ -83,7 +83,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         size = pagination.page_size(request.page_size)
         arguments = (request.parent, request.filter, str(view))
         after = pagination.decode(request.page_token, arguments, engine.page_token_key, limits.TASK_ID_PATTERN)
-        tasks, resume_after = await engine.tasks.list(
+        tasks, resume_after = await engine.tasks.page(
             queue_id, task_filter, after, size, payloads=view == task_pb2.TASK_VIEW_FULL
         )
         now_us = engine.clock.now_us()

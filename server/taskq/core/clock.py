@@ -11,7 +11,7 @@ import heapq
 import itertools
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from taskq.core.model import US_PER_SECOND
 
@@ -89,9 +89,10 @@ class FakeClock:
                 if deadline_us <= self._now_us:
                     return event.is_set()
                 heapq.heappush(self._timers, (deadline_us, next(self._sequence), loop, timer))
-        event_wait = asyncio.ensure_future(event.wait())
+        event_wait: asyncio.Future[bool] = asyncio.ensure_future(event.wait())
+        waiters: set[asyncio.Future[Any]] = {event_wait, timer}
         try:
-            await asyncio.wait({event_wait, timer}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             event_wait.cancel()
             timer.cancel()

@@ -46,6 +46,7 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
         if match is None:
             raise _error(f"unexpected character at position {position + 1}: {text[position:position + 10]!r}")
         kind = match.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         tokens.append((kind, match.group(kind), match.start(kind) + 1))
         position = match.end()
     return tokens

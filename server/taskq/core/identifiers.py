@@ -26,7 +26,7 @@ os.register_at_fork(after_in_child=reseed)
 
 def new_task_id() -> str:
     """32 hex digits: 128 random bits."""
-    return "%032x" % _random.getrandbits(128)
+    return f"{_random.getrandbits(128):032x}"
 
 
 def new_lease_token() -> str:

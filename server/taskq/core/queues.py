@@ -103,7 +103,7 @@ class Queues:
     async def get(self, queue_id: str) -> Queue:
         return await self._db.read(lambda reader: existing(reader, queue_id))
 
-    async def list(self, after: str, page_size: int) -> tuple[list[Queue], str]:
+    async def page(self, after: str, page_size: int) -> tuple[list[Queue], str]:
         queues = await self._db.read(lambda reader: reader.queues(after, page_size + 1))
         if len(queues) > page_size:
             return queues[:page_size], queues[page_size - 1].queue_id

@@ -162,7 +162,7 @@ class Tasks:
 
         return await self._db.read(read)
 
-    async def list(
+    async def page(
         self, queue_id: str, task_filter: TaskFilter, after: str, page_size: int, *, payloads: bool
     ) -> tuple[list[Task], str]:
         """A page of tasks in id order, and the id to resume after ("" when done).

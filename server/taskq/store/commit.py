@@ -264,8 +264,8 @@ class CommitLoop:
                 self._listener.leases_ended(ended)
             if due_us is not None:
                 self._listener.housekeeping_due(due_us)
-        for future, result, error, hooks in waiting:
-            self._settle(future, result, error, hooks)
+        for future, result, failure, hooks in waiting:
+            self._settle(future, result, failure, hooks)
 
     def _fail(self, reason: str, futures: list[asyncio.Future[Any]] | None = None) -> None:
         """Storage failure: nothing more is written or answered OK until `reopen`."""

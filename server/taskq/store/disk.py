@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 
+
 class DiskSpace:
     def __init__(self, path: str, reserve_bytes: int) -> None:
         self._path = path

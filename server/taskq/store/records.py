@@ -16,6 +16,7 @@ from taskq.core.model import (
 )
 from taskq.store.gen import records_pb2
 
+
 def encode_retry(policy: RetryPolicy, record: records_pb2.RetryRecord) -> None:
     if policy.max_attempts is not None:
         record.max_attempts = policy.max_attempts

@@ -274,7 +274,7 @@ class RocksStore:
         lower = head if start is None else max(start, head)
         if lower >= upper or limit <= 0:
             return []
-        found = []
+        found: list[bytes] = []
         for key in keys_between(self._db, lower, upper, self.faults):
             if not found and start is None:
                 self._heads[family] = key
