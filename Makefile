@@ -83,7 +83,7 @@ proto-baseline: node_modules/.installed
 # Regenerates every committed generated file (API stubs via buf.gen.yaml, storage records).
 generate: install
 	$(BUF) generate
-	$(PY) -m grpc_tools.protoc -Iserver/taskq/store --python_out=server/taskq/store/gen server/taskq/store/records.proto
+	$(PY) -m grpc_tools.protoc -Iserver/taskq/store --python_out=server/taskq/store/gen --pyi_out=server/taskq/store/gen server/taskq/store/records.proto
 
 # CI: generated code must be what the protos produce.
 check-generated: generate

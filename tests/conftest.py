@@ -41,3 +41,21 @@ def streams():
     yield opened
     for stream in opened:
         stream.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One throwaway PostgreSQL cluster for the whole run (tests/postgres_cluster.py); each test
+    takes a fresh database from it. Skipped where PostgreSQL is not installed, unless
+    TASKQ_REQUIRE_POSTGRES is set (make test sets it: there, a missing PostgreSQL fails)."""
+    import os
+
+    from postgres_cluster import PostgresCluster, binaries
+
+    if binaries() is None:
+        if os.environ.get("TASKQ_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is not installed (make test installs Debian's postgresql package)")
+        pytest.skip("PostgreSQL is not installed")
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.close()

@@ -30,6 +30,8 @@ from taskq.config import Config, ConfigError
 from taskq.core.clock import Clock
 from taskq.core.engine import Engine
 from taskq.store.base import StoreError
+from taskq.store.commit import CommitLoop
+from taskq.store.database import Database
 from taskq.store.disk import DiskSpace
 from taskq.store.faults import Faults
 from taskq.store.rocksdb import RocksStore
@@ -115,23 +117,12 @@ class TaskqServer:
             raise StartupError(f"cannot listen on {self.config.listen}: the address is in use or invalid")
         self.port = port
         await self._server.start()
-        data_dir = self.config.data_dir
-        write_buffer_bytes = self.config.write_buffer_mb * 2**20
-        # One Faults object for every store opened on the directory, so an injected failure
-        # outlives a reopen (tests/api/test_storage_failures.py); production never sets it.
-        faults = self.faults
-        space = None
-        if self.config.min_free_disk_mb > 0:
-            os.makedirs(data_dir, exist_ok=True)
-            space = DiskSpace(data_dir, self.config.min_free_disk_mb * 2**20)
         engine = Engine(
-            lambda: RocksStore(data_dir, faults, write_buffer_bytes),
+            database=self._database(),
             clock=self._clock,
             limits=self.config.limits(),
-            durability=self.config.durability_mode(),
             background=self._background,
             on_serving=self._serving_changed,
-            space=space,
         )
         try:
             await engine.start()
@@ -148,8 +139,27 @@ class TaskqServer:
         self.engine_ref.set(engine)
         for service in READINESS_SERVICES:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("taskq serving on port %d, data in %s", port, self.config.data_dir)
+        where = "PostgreSQL" if self.config.database else self.config.data_dir
+        log.info("taskq serving on port %d, data in %s", port, where)
         return port
+
+    def _database(self) -> Database:
+        """PostgreSQL when a database is configured, else RocksDB in the data directory."""
+        config = self.config
+        if config.database:
+            from taskq.store.postgres.database import PgDatabase
+
+            return PgDatabase(config.database, config.durability_mode(), pool_size=config.database_pool_size)
+        data_dir = config.data_dir
+        write_buffer_bytes = config.write_buffer_mb * 2**20
+        # One Faults object for every store opened on the directory, so an injected failure
+        # outlives a reopen (tests/api/test_storage_failures.py); production never sets it.
+        faults = self.faults
+        space = None
+        if config.min_free_disk_mb > 0:
+            os.makedirs(data_dir, exist_ok=True)
+            space = DiskSpace(data_dir, config.min_free_disk_mb * 2**20)
+        return CommitLoop(lambda: RocksStore(data_dir, faults, write_buffer_bytes), config.durability_mode(), space=space)
 
     def _serving_changed(self, serving: bool) -> None:
         """The engine went out of service (its storage failed) or came back."""

@@ -27,6 +27,12 @@ class Config:
     listen: str = "127.0.0.1:50051"
     #: The RocksDB data directory; created if missing. One server per directory.
     data_dir: str = "./taskq-data"
+    #: A PostgreSQL connection string (postgresql://user:password@host:port/dbname or
+    #: "host=... dbname=..."): when set, the server keeps its data there instead of in
+    #: data_dir, and any number of servers may share it (docs/postgres.md).
+    database: str | None = None
+    #: Connections each server keeps open to PostgreSQL (also its number of worker threads).
+    database_pool_size: int = 16
     #: fsync: an answered write survives power loss (default). nosync: it survives a crash of
     #: the process but not of the machine; faster.
     durability: str = "fsync"
@@ -87,6 +93,10 @@ class Config:
         host, _, port = self.listen.rpartition(":")
         if not host or not port.isdigit() or int(port) > 65535:
             raise ConfigError(f"listen must be host:port (port 0 picks one), not {self.listen!r}")
+        if self.database is not None and not self.database.strip():
+            raise ConfigError("database must be a PostgreSQL connection string when given")
+        if not 2 <= self.database_pool_size <= 500:
+            raise ConfigError("database_pool_size must be between 2 and 500")
         if self.min_free_disk_mb < 0:
             raise ConfigError("min_free_disk_mb must not be negative")
         if not 1 <= self.write_buffer_mb <= 4096:

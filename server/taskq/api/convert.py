@@ -83,12 +83,12 @@ def fill_task(message: task_pb2.Task, queue_id: str, task: Task, now_us: int, vi
     message.name = f"queues/{queue_id}/tasks/{task.task_id}"
     if task.tag:
         message.tag = task.tag
-    message.state = _state_value(task.state(now_us))
+    message.state = _state_value(task.state(now_us))  # type: ignore[assignment]  # enum values are ints
     if task.attempt_count:
         message.attempt_count = task.attempt_count
     if task.lease_token:
         message.lease_token = task.lease_token
-    message.view = view
+    message.view = view  # type: ignore[assignment]  # a TaskView value, checked by the API layer
     if task.attributes:
         message.attributes.update(task.attributes)
     _set_time(message.schedule_time, task.schedule_time_us)
@@ -121,12 +121,12 @@ def fill_task(message: task_pb2.Task, queue_id: str, task: Task, now_us: int, vi
 def queue_to_proto(queue: Queue) -> queue_pb2.Queue:
     message = queue_pb2.Queue(
         name=queue.name,
-        type=queue.type.value,
+        type=queue.type.value,  # type: ignore[arg-type]  # core's enums carry the API's values
         dispatch_deadline=duration(queue.dispatch_deadline_us),
         dead_letter_queue=queue_name(queue.dead_letter_queue) if queue.dead_letter_queue else "",
         task_ttl=duration(queue.task_ttl_us),
         tombstone_ttl=duration(queue.tombstone_ttl_us),
-        state=queue.state.value,
+        state=queue.state.value,  # type: ignore[arg-type]
         create_time=timestamp(queue.create_time_us),
         update_time=timestamp(queue.update_time_us),
     )

@@ -149,7 +149,7 @@ class StreamHandler:
             _collect(refusals, nacks, subscriber, f"nacks[{index}]", nack, _nack)
         for index, extension in enumerate(request.lease_extensions):
             _collect(refusals, extensions, subscriber, f"lease_extensions[{index}]", extension, _extension)
-        answered = [(answer.task_id, answer.lease_token) for answer in (*acks, *nacks)]
+        answered = [(ack.task_id, ack.lease_token) for ack in acks] + [(nack.task_id, nack.lease_token) for nack in nacks]
         if acks or nacks or extensions:
             try:
                 outcome = await engine.push.answer(subscriber.queue_id, acks, nacks, extensions)
@@ -159,9 +159,9 @@ class StreamHandler:
                 # returned just above: signal again so the dispatcher sees the credit.
                 engine.wakeups.notify(subscriber.queue_id)
             except TaskqError as error:
+                refused: list[Ack | Nack | Extension] = [*acks, *nacks, *extensions]
                 refusals += [
-                    Refusal(convert.task_name(subscriber.queue_id, a.task_id), a.lease_token, error)
-                    for a in (*acks, *nacks, *extensions)
+                    Refusal(convert.task_name(subscriber.queue_id, a.task_id), a.lease_token, error) for a in refused
                 ]
                 subscriber.answered(answered, {})
         if refusals:

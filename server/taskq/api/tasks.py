@@ -14,7 +14,7 @@ from taskq.api.stream import StreamHandler
 from taskq.core import limits, pagination
 from taskq.core.errors import InvalidArgument, TaskqError
 from taskq.core.filter import parse as parse_filter
-from taskq.core.tasks import DeleteRequest
+from taskq.core.tasks import DeleteRequest, NewTask
 from taskq.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
 
 _OK = status_pb2.Status(code=0)
@@ -43,8 +43,8 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         engine = self._engine.get()
         queue_id = validate.queue_id(request.parent, "parent")
         validate.batch_size(len(request.requests), "requests")
-        items = []
-        views = []
+        items: list[NewTask | TaskqError] = []
+        views: list[int | TaskqError] = []
         for index, item in enumerate(request.requests):
             field = f"requests[{index}]."
             views.append(validate.item_or_error(validate.view, item.response_view, f"{field}response_view",
@@ -62,6 +62,8 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             entry = response.results.add()
             if isinstance(result, TaskqError):
                 entry.error.CopyFrom(to_status(_in_item(result, f"requests[{index}].")))
+            elif isinstance(view, TaskqError):
+                entry.error.CopyFrom(to_status(view))
             else:
                 convert.fill_task(entry.task, queue_id, result, now_us, view)
         return response

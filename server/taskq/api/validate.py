@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -20,6 +22,8 @@ from taskq.core.model import Queue, QueueType, RetryPolicy, content_size
 from taskq.core.queues import UPDATABLE_PATHS
 from taskq.core.tasks import NewTask
 from taskq.v1 import queue_pb2, task_pb2, task_service_pb2
+
+T = TypeVar("T")
 
 _QUEUE_NAME = re.compile(rf"queues/({limits.QUEUE_ID_PATTERN})")
 _TASK_NAME = re.compile(rf"queues/({limits.QUEUE_ID_PATTERN})/tasks/({limits.TASK_ID_PATTERN})")
@@ -353,7 +357,7 @@ def batch_size(count: int, field: str) -> None:
         raise InvalidArgument.field(field, f"holds {count} requests; at most {limits.MAX_BATCH}", "BATCH_TOO_LARGE")
 
 
-def item_or_error(check, *args) -> object | TaskqError:
+def item_or_error(check: Callable[..., T], *args: Any) -> T | TaskqError:
     """Runs a check for one batch item; its InvalidArgument becomes that item's result."""
     try:
         return check(*args)

@@ -23,6 +23,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--config", help="YAML file of settings (same names as the options, with _ or -)")
     parser.add_argument("--listen", help="host:port to listen on; port 0 picks a free one (default 127.0.0.1:50051)")
     parser.add_argument("--data-dir", dest="data_dir", help="RocksDB data directory (default ./taskq-data)")
+    parser.add_argument("--database", help="PostgreSQL connection string: keep the data there instead of --data-dir; "
+                        "any number of servers may share it")
+    parser.add_argument("--database-pool-size", dest="database_pool_size", type=int,
+                        help="connections to PostgreSQL per server (default 16)")
     parser.add_argument(
         "--durability", choices=("fsync", "nosync"),
         help="fsync (default): answered writes survive power loss; nosync: they survive a process crash only",

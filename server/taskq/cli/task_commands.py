@@ -113,11 +113,11 @@ def _list(client: Client, arguments: argparse.Namespace) -> None:
     tasks = client.list_tasks(arguments.queue, state=arguments.state, tag=arguments.tag, filter=arguments.filter,
                               view="full" if arguments.full else "basic")
     # With --limit, stop fetching pages as soon as enough tasks have arrived.
-    tasks = list(itertools.islice(tasks, arguments.limit))
+    listed = list(itertools.islice(tasks, arguments.limit))
     if arguments.json:
-        output.print_json(tasks)
-    elif tasks:
-        print(output.task_table(tasks))
+        output.print_json(listed)
+    elif listed:
+        print(output.task_table(listed))
     else:
         print("no tasks")
 

@@ -181,9 +181,14 @@ class Dispatcher:
                 except Exception:
                     log.exception("dispatcher of %s failed; retrying", self.queue_id)
                     wake_us = self._clock.now_us() + RETRY_AFTER_FAILURE_US
-                if wake_us is not None and wake_us <= self._clock.now_us():
+                now_us = self._clock.now_us()
+                if wake_us is not None and wake_us <= now_us:
                     await asyncio.sleep(0)
                     continue
+                poll_s = self._db.poll_interval_s
+                if poll_s is not None:  # a signal from another server may be missed: look anyway
+                    backstop_us = now_us + int(poll_s * US_PER_SECOND)
+                    wake_us = backstop_us if wake_us is None else min(wake_us, backstop_us)
                 await self._wakeups.wait(changed, wake_us)
             finally:
                 self._wakeups.unwatch(self.queue_id, changed)

@@ -19,7 +19,7 @@ from taskq.core.activity import Activity
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock, SystemClock
 from taskq.core.dispatch import Dispatchers
-from taskq.core.errors import StorageUnavailable
+from taskq.core.errors import StorageUnavailable, TaskqError
 from taskq.core.janitor import Janitor
 from taskq.core.limits import ServerLimits
 from taskq.core.purger import Purger
@@ -30,13 +30,16 @@ from taskq.core.tasks import Tasks
 from taskq.core.wakeups import Wakeups
 from taskq.store.base import Store, StoreError
 from taskq.store.commit import CommitLoop
-from taskq.store.database import Durability
+from taskq.store.database import Database, Durability
 from taskq.store.disk import DiskSpace
 
 log = logging.getLogger(__name__)
 
 #: How often the disk's free space is compared with its reserve, seconds.
 DISK_WATCH_S = 1.0
+#: The leadership that runs the housekeeping on a shared database, and how often it is renewed.
+HOUSEKEEPING = "housekeeping"
+LEADER_RENEW_S = 1.5
 #: After a storage failure, reopening is tried again after this long, doubling up to the max.
 REOPEN_FIRST_DELAY_S = 0.2
 REOPEN_MAX_DELAY_S = 30.0
@@ -45,8 +48,9 @@ REOPEN_MAX_DELAY_S = 30.0
 class Engine:
     def __init__(
         self,
-        open_store: Callable[[], Store],
+        open_store: Callable[[], Store] | None = None,
         *,
+        database: Database | None = None,
         clock: Clock | None = None,
         limits: ServerLimits | None = None,
         durability: Durability = Durability.FSYNC,
@@ -58,7 +62,13 @@ class Engine:
         self.limits = limits or ServerLimits()
         self.wakeups = Wakeups(self.clock)
         self.activity = Activity(self.clock)
-        self.db = CommitLoop(open_store, durability, listener=self, space=space)
+        if database is None:
+            assert open_store is not None, "an Engine needs a store factory or a database"
+            database = CommitLoop(open_store, durability, space=space)
+        database.listener = self
+        #: The database; `exclusive` when this server is the only one on it (RocksDB), else
+        #: housekeeping runs where leadership is held and push leases are left to expire.
+        self.db = database
         self.reaper = Reaper(self.db, self.clock, Alarm(self.clock))
         self.janitor = Janitor(self.db, self.clock, Alarm(self.clock))
         self.purger = Purger(self.db, self.clock, Alarm(self.clock))
@@ -75,6 +85,9 @@ class Engine:
         self._unready: set[str] = set()
         self._disk_watch: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
+        self._leadership: asyncio.Task[None] | None = None
+        #: Whether this server runs the housekeeping on a shared database.
+        self.leading = False
         self._stopping = False
         self.page_token_key = b""
 
@@ -84,13 +97,44 @@ class Engine:
         await self.db.open()
         #: Signs page tokens (core/pagination.py); the same for every server on the database.
         self.page_token_key = await self.db.read(lambda reader: reader.page_token_key())
-        await self._release_orphans()
+        if self.db.exclusive:
+            await self._release_orphans()
         if self._background:
-            self.reaper.start()
-            self.janitor.start()
-            self.purger.start()
+            if self.db.exclusive:
+                self._start_housekeeping()
+            else:
+                self._leadership = asyncio.get_running_loop().create_task(self._lead(), name="taskq-leadership")
         if self.db.space is not None:
             self._disk_watch = asyncio.get_running_loop().create_task(self._watch_disk(), name="taskq-disk")
+
+    def _start_housekeeping(self) -> None:
+        self.reaper.start()
+        self.janitor.start()
+        self.purger.start()
+
+    async def _stop_housekeeping(self) -> None:
+        await self.reaper.stop()
+        await self.janitor.stop()
+        await self.purger.stop()
+
+    async def _lead(self) -> None:
+        """On a shared database: the reaper, janitor and purger run on one server at a time, the
+        holder of the housekeeping leadership (renewed every LEADER_RENEW_S; another server
+        takes over within the database's leadership TTL when the holder dies)."""
+        while not self._stopping:
+            try:
+                held = await self.db.hold_leadership(HOUSEKEEPING)
+            except TaskqError:
+                held = False
+            if held and not self.leading:
+                log.info("this server leads the housekeeping (reaper, janitor, purger)")
+                self.leading = True
+                self._start_housekeeping()
+            elif not held and self.leading:
+                log.warning("this server no longer leads the housekeeping")
+                self.leading = False
+                await self._stop_housekeeping()
+            await asyncio.sleep(LEADER_RENEW_S)
 
     async def _release_orphans(self) -> None:
         released = await self.push.recover()
@@ -106,14 +150,14 @@ class Engine:
         self._stopping = True
         self.wakeups.close()
         await self.dispatchers.close()
-        for task in (self._recovery, self._disk_watch):
+        for task in (self._recovery, self._disk_watch, self._leadership):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        if self._background:
-            await self.reaper.stop()
-            await self.janitor.stop()
-            await self.purger.stop()
+        if self._background and (self.db.exclusive or self.leading):
+            await self._stop_housekeeping()
+        if self.leading:
+            await self.db.resign(HOUSEKEEPING)
         await self.db.close()
 
     # What the database tells ---------------------------------------------------------------
@@ -175,10 +219,11 @@ class Engine:
                 delay = min(delay * 2, REOPEN_MAX_DELAY_S)
         if self._stopping:
             return
-        try:
-            await self._release_orphans()
-        except Exception:
-            log.exception("releasing push leases after recovery failed; the reaper will retry them")
+        if self.db.exclusive:
+            try:
+                await self._release_orphans()
+            except Exception:
+                log.exception("releasing push leases after recovery failed; the reaper will retry them")
         self.purger.alarm.poke()
         self.reaper.alarm.poke()
         self.janitor.alarm.poke()

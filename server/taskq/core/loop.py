@@ -47,6 +47,7 @@ class BackgroundLoop:
         raise NotImplementedError
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"taskq-{self.name}")
 
     async def stop(self) -> None:
@@ -54,11 +55,13 @@ class BackgroundLoop:
         self.alarm.poke()
         if self._task is not None:
             await self._task
+            self._task = None
 
     async def _run(self) -> None:
         while not self._stopping:
             started_us = self._clock.now_us()
             self.passes += 1
+            wake_us: int | None
             try:
                 await self.run_once()
                 if self.more:

@@ -59,7 +59,10 @@ class Purger(BackgroundLoop):
             key = (queue.storage_id, queue.purge_time_us)
             live.add(key)
             after = self._cursors.get(key, "")
-            count, last, done = await self._db.write(lambda change, q=queue, a=after: self._chunk(change, q, a))
+            def chunk(change: Change, queue: Queue = queue, after: str = after) -> tuple[int, str, bool]:
+                return self._chunk(change, queue, after)
+
+            count, last, done = await self._db.write(chunk)
             examined += count
             if done:
                 self._cursors.pop(key, None)

@@ -252,7 +252,10 @@ class PushTasks:
         total = 0
         after: LeaseEntry | None = None
         while True:
-            entries = await self._db.read(lambda reader, after=after: reader.leases(after, RECOVERY_BATCH))
+            def page(reader: Reader, after: LeaseEntry | None = after) -> list[LeaseEntry]:
+                return reader.leases(after, RECOVERY_BATCH)
+
+            entries = await self._db.read(page)
             if not entries:
                 return total
             after = entries[-1]

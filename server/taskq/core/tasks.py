@@ -25,7 +25,7 @@ from taskq.core.errors import (
 from taskq.core.filter import TaskFilter
 from taskq.core.identifiers import new_task_id
 from taskq.core.limits import LIST_SCAN_BUDGET, ServerLimits, task_message_bound
-from taskq.core.model import Queue, QueueState, QueueType, RequestRecord, RetryPolicy, Stage, Task
+from taskq.core.model import US_PER_SECOND, Queue, QueueState, QueueType, RequestRecord, RetryPolicy, Stage, Task
 from taskq.core.transitions import task_name
 from taskq.core.wakeups import Wakeups
 from taskq.store.base import Reader
@@ -261,6 +261,8 @@ class Tasks:
                 if next_due_us is not None:
                     # A task due already became due while the lease was being committed: try again.
                     wake_us = min(wake_us, max(next_due_us, now_us))
+                if self._db.poll_interval_s is not None:  # a signal from another server may be missed
+                    wake_us = min(wake_us, now_us + int(self._db.poll_interval_s * US_PER_SECOND))
                 await self._wakeups.wait(changed, wake_us)
             finally:
                 self._wakeups.unwatch(queue_id, changed)

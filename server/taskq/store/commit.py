@@ -60,6 +60,11 @@ _Outcome = tuple["asyncio.Future[Any]", Any, "BaseException | None", list[Callab
 class CommitLoop:
     """Serialises mutations and commits them in durable groups."""
 
+    #: This process is the only writer of its store (RocksDB holds a lock on the directory).
+    exclusive = True
+    #: Every change goes through this process, so signals are never missed: no polling.
+    poll_interval_s: float | None = None
+
     #: The most mutations gathered into one durable group.
     MAX_GROUP = 4096
     #: Sync inline while the recent average fsync is shorter than this (seconds).
@@ -79,7 +84,7 @@ class CommitLoop:
         #: The data directory's disk, when the store has one.
         self.space = space
         self._durability = durability
-        self._listener = listener
+        self.listener = listener
         self.store: Store | None = None
         self._pending: list[tuple[Mutation[Any], asyncio.Future[Any], bool]] = []
         self._wakeup = asyncio.Event()
@@ -126,6 +131,12 @@ class CommitLoop:
         self._unsynced = False
         self._failed = None
         log.warning("the database was reopened; writes are accepted again")
+
+    async def hold_leadership(self, name: str) -> bool:
+        return True  # the only server on its store leads everything
+
+    async def resign(self, name: str) -> None:
+        pass
 
     async def maintain(self) -> None:
         store = self.store
@@ -257,13 +268,13 @@ class CommitLoop:
         if needs_sync:
             self._unsynced = False
         self.groups_committed += 1
-        if self._listener is not None:
+        if self.listener is not None:
             if woken:
-                self._listener.woken(woken)
+                self.listener.woken(woken)
             if ended:
-                self._listener.leases_ended(ended)
+                self.listener.leases_ended(ended)
             if due_us is not None:
-                self._listener.housekeeping_due(due_us)
+                self.listener.housekeeping_due(due_us)
         for future, result, failure, hooks in waiting:
             self._settle(future, result, failure, hooks)
 
@@ -276,8 +287,8 @@ class CommitLoop:
         pending = [future for _, future, _ in self._pending]
         self._pending = []
         self._fail_all([*(futures or []), *pending], reason)
-        if first and self._listener is not None:
-            self._listener.storage_failed(reason)
+        if first and self.listener is not None:
+            self.listener.storage_failed(reason)
 
     def _fail_all(self, futures: list[asyncio.Future[Any]], reason: str | None) -> None:
         failure = StorageUnavailable(

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from taskq.store.base import Reader, Txn
+from taskq.store.disk import DiskSpace
 
 T = TypeVar("T")
 
@@ -102,6 +103,17 @@ class Listener(Protocol):
 
 
 class Database(Protocol):
+    #: Whether this server is the only one on the database (it may release every push lease at
+    #: start-up, and runs the housekeeping without leadership).
+    exclusive: bool
+    #: Waiters look again at least this often (seconds) even without a signal: where signals
+    #: from other servers can be missed. None: only signals and due times wake them.
+    poll_interval_s: float | None
+    #: Who hears of commits and failures (the engine sets itself).
+    listener: Listener | None
+    #: The local disk's free space, where the engine should watch it (store/disk.py).
+    space: DiskSpace | None
+
     async def open(self) -> None:
         """Opens the store and starts whatever runs the writes."""
         ...
@@ -130,6 +142,14 @@ class Database(Protocol):
 
     async def close(self) -> None:
         """Commits what is pending, then closes the store."""
+        ...
+
+    async def hold_leadership(self, name: str) -> bool:
+        """Takes or renews the leadership `name` for a while; whether this server holds it."""
+        ...
+
+    async def resign(self, name: str) -> None:
+        """Gives up the leadership `name`, if held."""
         ...
 
     @property

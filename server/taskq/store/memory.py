@@ -27,6 +27,7 @@ from taskq.core.model import (
     Task,
     TokenState,
 )
+from taskq.store.base import Txn
 from taskq.store.faults import Faults
 
 #: Request ids and acknowledgements are remembered by the hour they were made in
@@ -220,13 +221,14 @@ class MemoryStore:
     def begin(self) -> MemoryTxn:
         return MemoryTxn(self)
 
-    def apply(self, txn: MemoryTxn) -> None:
+    def apply(self, txn: Txn) -> None:
+        assert isinstance(txn, MemoryTxn)  # a transaction of this store (begin)
         if not txn.written():
             return
         self.faults.on_write()
         txn.merge()
 
-    def discard(self, txn: MemoryTxn) -> None:
+    def discard(self, txn: Txn) -> None:
         pass
 
     def sync(self) -> None:
@@ -544,11 +546,11 @@ class MemoryTxn:
                 store.queues_by_id.pop(queue_id, None)
             else:
                 store.queues_by_id[queue_id] = queue
-        for key, task in self._tasks.items():
-            if task is None:
+        for key, written in self._tasks.items():
+            if written is None:
                 store.tasks_by_key.pop(key, None)
             else:
-                store.tasks_by_key[key] = task
+                store.tasks_by_key[key] = written
         for key, expire_us in self._tombstones.items():
             if expire_us:
                 store.tombstones[key] = expire_us

@@ -34,7 +34,7 @@ from taskq.core.model import (
     TokenState,
 )
 from taskq.store import keys
-from taskq.store.base import StoreError, StoreLocked
+from taskq.store.base import StoreError, StoreLocked, Txn
 from taskq.store.faults import Faults
 from taskq.store.records import decode_counters, decode_queue, decode_request, encode_counters
 from taskq.store.rocksdb_migrate import migrate
@@ -293,7 +293,8 @@ class RocksStore:
     def begin(self) -> RocksTxn:
         return RocksTxn(self)
 
-    def apply(self, txn: RocksTxn) -> None:
+    def apply(self, txn: Txn) -> None:
+        assert isinstance(txn, RocksTxn)  # a transaction of this store (begin)
         self._check_open()
         if not txn.written():
             return
@@ -353,7 +354,7 @@ class RocksStore:
         if len(self._tag_heads) > MAX_TAG_HEADS:
             self._tag_heads.clear()
 
-    def discard(self, txn: RocksTxn) -> None:
+    def discard(self, txn: Txn) -> None:
         """Nothing to undo: a WriteBatch that is not written changes nothing."""
 
     def _forget_heads(self, storage_id: int) -> None:

@@ -14,11 +14,10 @@ Create it inside a coroutine: its channel belongs to the running event loop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any, TypeVar, Unpack
-
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, TypeVar, Unpack
 
 import grpc
 

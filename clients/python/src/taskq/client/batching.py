@@ -169,7 +169,7 @@ class ThreadBatcher(Generic[Item, Result]):
             if self._thread is None:
                 # Started on first use: a client that never creates tasks keeps no threads.
                 self._pool = concurrent.futures.ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix=self._name)
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread = threading.Thread(target=self._run, args=(self._pool,), name=self._name, daemon=True)
                 self._thread.start()
             batch = self._pending.get(key)
             if batch is not None and not batch.fits(size, self._settings):
@@ -207,7 +207,7 @@ class ThreadBatcher(Generic[Item, Result]):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
-    def _run(self) -> None:
+    def _run(self, pool: concurrent.futures.ThreadPoolExecutor) -> None:
         """The timekeeper: hands each batch to the pool when it is due."""
         while True:
             with self._lock:
@@ -225,7 +225,7 @@ class ThreadBatcher(Generic[Item, Result]):
                 stop = self._closed
                 for batch in due:
                     self._busy.add(batch.key)
-                    sending = self._pool.submit(self._deliver, batch)
+                    sending = pool.submit(self._deliver, batch)
                     self._in_flight.add(sending)
                     sending.add_done_callback(self._in_flight.discard)
                 self._lock.notify_all()  # flush() waits for the ready list to empty

@@ -17,11 +17,10 @@ call per queue (see `taskq.client.batching`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar, Unpack
-
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar, Unpack
 
 import grpc
 

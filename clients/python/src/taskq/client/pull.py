@@ -114,7 +114,8 @@ class PullWorker:
         self.concurrency = concurrency
         self.tag = tag
         self.oldest_tag = oldest_tag
-        self.wait = wait
+        #: The long-poll wait, seconds (a timedelta is accepted and converted).
+        self.wait = seconds(to_duration(wait))
         self.grace_period = grace_period
         self._extension_interval = extension_interval
         self._ack_delay = ack_delay
@@ -207,10 +208,10 @@ class PullWorker:
     def _handle(self, task: task_pb2.Task) -> None:
         failure: Exception | None = None
         try:
+            outcome = self._handler(task)
             if self._is_async:
-                asyncio.run(self._handler(task))
-            else:
-                self._handler(task)
+                # An async handler: its call made a coroutine, run here on this worker thread.
+                asyncio.run(outcome)  # type: ignore[arg-type]
         except Exception as error:  # any failure of the handler is the task's
             failure = error
             if not isinstance(error, Retry):
@@ -219,19 +220,19 @@ class PullWorker:
             with self._changed:
                 held = self._held.get(task.name)
                 # Not ours any more if the grace period ran out and the task was released.
-                ours = held is not None and held.task.lease_token == task.lease_token
-                if ours and failure is not None:
-                    held.lost = True  # being released: no more extensions
-                if ours and failure is None:
+                ours = held if held is not None and held.task.lease_token == task.lease_token else None
+                if ours is not None and failure is not None:
+                    ours.lost = True  # being released: no more extensions
+                if ours is not None and failure is None:
                     # Queued before the slot is freed: stopping waits for the slots, then
                     # sends the queued deletes.
                     request = task_service_pb2.DeleteTaskRequest(name=task.name, lease_token=task.lease_token)
                     self._deletes.submit(self.queue, request).add_done_callback(
                         lambda done: _log_delete_failure(task.name, done))
-            if ours and isinstance(failure, Retry):
+            if ours is not None and isinstance(failure, Retry):
                 log.info("%s will be leased again in %s s", task.name, failure.delay)
                 self._modify(task, failure.delay)
-            elif ours and failure is not None:
+            elif ours is not None and failure is not None:
                 self._release([task])
         finally:
             self._forget(task)
@@ -271,8 +272,9 @@ class PullWorker:
                     lease.extended(time.monotonic())
                 except (LeaseLost, TaskNotFound) as error:
                     lease.lost = True
-                    if self._held.get(lease.task.name) is lease:  # not merely finished meanwhile
-                        log.warning("lost the lease of %s while its handler runs: %s", lease.task.name, error)
+                    name = lease.task.name
+                    if self._held.get(name) is lease:  # not merely finished meanwhile
+                        log.warning("lost the lease of %s while its handler runs: %s", name, error)
                 except TaskqError as error:
                     lease.extended(time.monotonic())  # try again at the next interval
                     log.warning("extending the lease of %s failed: %s", lease.task.name, error)

@@ -190,8 +190,8 @@ class StreamSession:
         """Queues an answer; it goes out with those of the next `answer_delay` seconds."""
         if not self.open:
             return
-        if ack is not None or nack is not None:
-            done = ack if ack is not None else nack
+        done = ack if ack is not None else nack
+        if done is not None:
             self.held.pop((done.name, done.lease_token), None)
             # An extension still queued for it would be refused once the answer is applied.
             self._extensions = [queued for queued in self._extensions if queued.name != done.name]

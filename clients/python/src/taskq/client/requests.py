@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, TypedDict, Unpack
+from typing import Any, TypeAlias, TypedDict, Unpack, cast
 
 from google.protobuf import field_mask_pb2
 
@@ -83,7 +83,7 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def view_value(view: View) -> int:
+def view_value(view: View) -> task_pb2.TaskView:
     """A TaskView from "basic", "full", a TaskView value, or None (the call's default)."""
     if view is None:
         return task_pb2.TASK_VIEW_UNSPECIFIED
@@ -92,10 +92,10 @@ def view_value(view: View) -> int:
             return _VIEWS[view.lower().removeprefix("task_view_")]
         except KeyError:
             raise ValueError(f"view must be 'basic' or 'full', not {view!r}") from None
-    return int(view)
+    return cast(task_pb2.TaskView, int(view))
 
 
-def queue_type_value(queue_type: str | int | None) -> int:
+def queue_type_value(queue_type: str | int | None) -> queue_pb2.QueueType:
     """A QueueType from "push", "pull", a QueueType value, or None (push)."""
     if queue_type is None:
         return queue_pb2.QUEUE_TYPE_UNSPECIFIED
@@ -104,7 +104,7 @@ def queue_type_value(queue_type: str | int | None) -> int:
             return _QUEUE_TYPES[queue_type.lower().removeprefix("queue_type_")]
         except KeyError:
             raise ValueError(f"queue type must be 'push' or 'pull', not {queue_type!r}") from None
-    return int(queue_type)
+    return cast(queue_pb2.QueueType, int(queue_type))
 
 
 # Queues ------------------------------------------------------------------------------------
@@ -120,7 +120,8 @@ def queue_message(
     """
     message = queue_pb2.Queue(name=queue_name(queue), type=queue_type_value(type))
     paths = []
-    for key, value in settings.items():
+    values: dict[str, Any] = dict(settings)
+    for key, value in values.items():
         if key not in QUEUE_SETTING_PATHS:
             raise TypeError(f"unknown queue setting {key!r}; known: {', '.join(QUEUE_SETTING_PATHS)}")
         paths.append(QUEUE_SETTING_PATHS[key])
@@ -241,7 +242,7 @@ def create_task_request(
 
 #: One item of a batch create: a Task message, a CreateTaskRequest, or the keyword arguments
 #: of `create_task_request` as a mapping (e.g. {"payload": b"...", "tag": "t"}).
-BatchItem = task_pb2.Task | task_service_pb2.CreateTaskRequest | Mapping[str, Any]
+BatchItem: TypeAlias = task_pb2.Task | task_service_pb2.CreateTaskRequest | Mapping[str, Any]
 
 
 def batch_create_tasks_request(queue: str, items: Iterable[BatchItem]) -> task_service_pb2.BatchCreateTasksRequest:

@@ -53,7 +53,7 @@ def seconds(duration: duration_pb2.Duration) -> float:
 
 def to_datetime(timestamp: timestamp_pb2.Timestamp) -> datetime.datetime:
     """A Timestamp as an aware UTC datetime."""
-    return timestamp.ToDatetime(tzinfo=datetime.timezone.utc)
+    return timestamp.ToDatetime(tzinfo=datetime.UTC)
 
 
 __all__ = ["Seconds", "When", "to_duration", "to_timestamp", "seconds", "to_datetime"]

@@ -121,9 +121,12 @@ class Worker:
         self._stop_lock = threading.RLock()
         self._stop_requested = False
         self._stop_grace: float | None = None
+        #: The loop of the current run; None while not running.
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._hurry: asyncio.Event | None = None
+        # Each run replaces these with fresh ones: an asyncio.Event belongs to the loop that
+        # first waits on it, and a stopped worker may run again on another loop.
+        self._stopping = asyncio.Event()
+        self._hurry = asyncio.Event()
 
     # Public API ----------------------------------------------------------------------------
 
@@ -227,7 +230,8 @@ class Worker:
             if self._is_async:
                 await self._handler(task)
             else:
-                await self._loop.run_in_executor(self._pool, functools.partial(self._handler, task))
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._pool, functools.partial(self._handler, task))
         except asyncio.CancelledError:
             raise  # the grace period ran out: no answer, the stream's end releases the task
         except Exception as error:  # any failure of the handler is the task's
@@ -242,9 +246,10 @@ class Worker:
     async def _let_handlers_finish(self) -> None:
         """Waits for running handlers up to the grace period, then cancels async ones."""
         grace = self._stop_grace if self._stop_grace is not None else self.grace_period
-        deadline = self._loop.time() + grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         while self._running and not self._hurry.is_set():
-            remaining = deadline - self._loop.time()
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             hurry = asyncio.create_task(self._hurry.wait())
