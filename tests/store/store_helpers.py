@@ -5,6 +5,7 @@ Times are small integers (microseconds): the store compares them, it never reads
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable
 
@@ -18,6 +19,7 @@ from taskq.core.model import (
     Task,
 )
 from taskq.store.base import Reader, Store, Txn
+from taskq.store.postgres.reader import PgReader
 
 #: Later than every time the tests use, and still far from the 64-bit key limit.
 FOREVER = 2**62
@@ -138,18 +140,69 @@ def boundary(counters: Counters) -> tuple[int, str]:
     return counters.promoted_through_us, counters.promoted_through_id
 
 
+# Engines that count by a boundary, and one that counts by a flag per task ---------------------
+#
+# The memory and RocksDB engines split a queue's waiting tasks into ready and scheduled by a
+# boundary in schedule-time order (Counters.promoted_through_us/_id, Counters.counts_as_ready),
+# with a promotion index of their own. The PostgreSQL engine marks each waiting task
+# (`counted_ready`) instead: its Counters carry no boundary, and its promotion index and
+# `next_promotion_us` are derived from the tasks still counted as scheduled. What the contract
+# says holds for both: the four counts, which tasks promote counts as ready, and
+# next_promotion_us no later than the next task that needs promoting. The helpers below ask
+# each engine for its own classification; the boundary itself is checked on boundary engines.
+
+
+def boundary_engine(reader: Reader) -> bool:
+    """Whether the engine (a store or one of its transactions) counts by a boundary."""
+    return not isinstance(reader, PgReader)
+
+
+def counted_ready(reader: Reader, queue: Queue) -> dict[str, bool]:
+    """Task id -> whether the engine counts that waiting task as ready (else as scheduled).
+    In a PostgreSQL transaction this is what the transaction has sent (its promotions), not
+    its buffered writes: call it before the transaction writes tasks of the queue."""
+    if boundary_engine(reader):
+        counters = reader.counters(queue)
+        return {
+            task.task_id: counters.counts_as_ready(task.schedule_time_us, task.task_id)
+            for task in reader.tasks(queue, "", payloads=False)
+            if task.stage is Stage.WAITING
+        }
+    rows = reader.conn.execute(  # type: ignore[attr-defined]
+        "SELECT task_id, counted_ready FROM taskq_tasks WHERE storage_id = %s AND stage = 1",
+        (queue.storage_id,),
+    ).fetchall()
+    return {task_id: ready for task_id, ready in rows}
+
+
+def ready_ids(reader: Reader, queue: Queue) -> list[str]:
+    """The waiting tasks the engine counts as ready, in id order."""
+    return sorted(task_id for task_id, ready in counted_ready(reader, queue).items() if ready)
+
+
+def assert_counters(reader: Reader, queue: Queue, expected: Counters) -> None:
+    """The queue's counters are `expected`: all of it on a boundary engine; on one that keeps
+    no boundary, everything but the boundary (which it leaves at zero)."""
+    found = reader.counters(queue)
+    if boundary_engine(reader):
+        assert found == expected
+    else:
+        assert found == dataclasses.replace(expected, promoted_through_us=0, promoted_through_id="")
+
+
 def recount(reader: Reader, queue: Queue) -> Counters:
-    """The counters as they follow from the stored tasks and the stored promotion boundary
-    (Counters.counts_as_ready), with the stored promotion entry."""
+    """The counters as they follow from the stored tasks and the engine's own classification
+    of its waiting tasks (counted_ready), with the stored boundary and promotion entry."""
     stored = reader.counters(queue)
     counted = Counters(
         promoted_through_us=stored.promoted_through_us,
         promoted_through_id=stored.promoted_through_id,
         next_promotion_us=stored.next_promotion_us,
     )
+    ready = counted_ready(reader, queue)
     for task in reader.tasks(queue, "", payloads=False):
         if task.stage is Stage.WAITING:
-            if stored.counts_as_ready(task.schedule_time_us, task.task_id):
+            if ready[task.task_id]:
                 counted.ready += 1
             else:
                 counted.scheduled += 1
@@ -166,11 +219,11 @@ def assert_counters_match_tasks(reader: Reader, queue: Queue) -> None:
 
 def first_scheduled(reader: Reader, queue: Queue) -> int | None:
     """The earliest schedule time of a waiting task the counters count as scheduled."""
-    counters = reader.counters(queue)
+    ready = counted_ready(reader, queue)
     times = [
         task.schedule_time_us
         for task in reader.tasks(queue, "", payloads=False)
-        if task.stage is Stage.WAITING and not counters.counts_as_ready(task.schedule_time_us, task.task_id)
+        if task.stage is Stage.WAITING and not ready[task.task_id]
     ]
     return min(times) if times else None
 

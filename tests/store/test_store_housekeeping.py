@@ -15,6 +15,7 @@ from store_helpers import (
     as_failed,
     as_leased,
     as_waiting,
+    boundary_engine,
     commit,
     create_queue,
     remove,
@@ -283,7 +284,10 @@ def test_a_deleted_queues_failed_tasks_leave_expiry_entries_until_deleted(store)
     add_tasks(store, kept, as_failed(waiting_task("g", 1), 40))
     commit(store, lambda txn: txn.delete_queue(doomed))
     orphan = Expiry(30, ExpiryKind.FAILED_TASK, doomed.storage_id, "f")
-    assert store.expiries(FOREVER, ALL) == [orphan, Expiry(40, ExpiryKind.FAILED_TASK, kept.storage_id, "g")]
+    kept_entry = Expiry(40, ExpiryKind.FAILED_TASK, kept.storage_id, "g")
+    # The deleted queue's entry may stay in the index until a reader drops it: it does on the
+    # memory and RocksDB engines; PostgreSQL deletes the queue's rows, its entries with them.
+    assert store.expiries(FOREVER, ALL) == ([orphan, kept_entry] if boundary_engine(store) else [kept_entry])
     commit(store, lambda txn: txn.delete_expiry(orphan))
     assert store.expiries(FOREVER, ALL) == [Expiry(40, ExpiryKind.FAILED_TASK, kept.storage_id, "g")]
     assert store.next_expiry() == 40
@@ -298,7 +302,9 @@ def test_a_deleted_queues_tombstones_leave_expiry_entries_until_deleted(store):
     )
     commit(store, lambda txn: txn.delete_queue(doomed))
     entries = store.expiries(FOREVER, ALL)
-    assert entries == [Expiry(10, ExpiryKind.TOMBSTONE, doomed.storage_id, "t")]
+    # The deleted queue's entry may stay in the index until a reader drops it (as for failed
+    # tasks above).
+    assert entries == ([Expiry(10, ExpiryKind.TOMBSTONE, doomed.storage_id, "t")] if boundary_engine(store) else [])
     assert store.request(doomed, "r", REQUEST_NOW) is None
     commit(store, *[lambda txn, entry=entry: txn.delete_expiry(entry) for entry in entries])
     assert store.expiries(FOREVER, ALL) == [] and store.next_expiry() is None

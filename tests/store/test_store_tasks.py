@@ -18,7 +18,9 @@ from store_helpers import (
     as_failed,
     as_leased,
     as_waiting,
+    assert_counters,
     assert_counters_match_tasks,
+    boundary_engine,
     commit,
     create_queue,
     ids,
@@ -226,7 +228,7 @@ def test_a_recreated_queue_gets_a_new_storage_id_and_nothing_of_the_old_one(stor
     assert store.request(fresh, "req", REQUEST_NOW) is None
     assert store.acked(fresh, "acked", REQUEST_NOW) is None
     assert store.bucket(fresh) is None
-    assert store.counters(fresh) == Counters(promoted_through_us=100)
+    assert_counters(store, fresh, Counters(promoted_through_us=100))
 
 
 def test_a_queue_can_be_deleted_and_recreated_in_one_transaction(store):
@@ -238,7 +240,7 @@ def test_a_queue_can_be_deleted_and_recreated_in_one_transaction(store):
     assert store.queue("q").storage_id == fresh.storage_id
     assert store.queue_by_storage_id(old.storage_id) is None
     assert listed(store, fresh) == []
-    assert store.counters(fresh) == Counters(promoted_through_us=3)
+    assert_counters(store, fresh, Counters(promoted_through_us=3))
 
 
 def test_delete_queue_removes_everything_of_that_queue_and_nothing_of_others(store):
@@ -489,8 +491,8 @@ def test_a_transactions_writes_are_invisible_until_it_is_applied(store):
     assert store.request(queue, "req", REQUEST_NOW) == request_record("w")
     assert store.acked(queue, "acked", REQUEST_NOW) == "token"
     assert store.bucket(queue) == TokenState(4.0, 6)
-    assert store.counters(queue) == Counters(
-        scheduled=1, ready=1, leased=1, promoted_through_us=10, next_promotion_us=50
+    assert_counters(
+        store, queue, Counters(scheduled=1, ready=1, leased=1, promoted_through_us=10, next_promotion_us=50)
     )
     assert store.next_promotion() == 50
     assert store.first_request_hour() == 0
@@ -518,7 +520,12 @@ def test_point_reads_in_a_transaction_see_its_own_writes(store):
     leased = as_leased(old, 50)
     txn.put_task(queue, leased, old)
     assert txn.task(queue, "old") == leased
-    assert txn.counters(queue) == Counters(scheduled=1, leased=1, next_promotion_us=5)
+    # The entry may stay at 5, where the leased task was (a stale entry, as the boundary engines
+    # leave it), or move on to 100 (PostgreSQL derives it from the tasks, its own writes too).
+    if boundary_engine(txn):
+        assert txn.counters(queue) == Counters(scheduled=1, leased=1, next_promotion_us=5)
+    else:
+        assert txn.counters(queue) == Counters(scheduled=1, leased=1, next_promotion_us=100)
 
     txn.delete_task(queue, new)
     assert txn.task(queue, "new") is None

@@ -2,6 +2,12 @@
 leases, releases, failures, reruns, reschedules, deletes, acknowledgements, request ids,
 bounded promotions, janitor passes that forget past hours), checked after every step
 against a model kept the obvious way and against a recount of the stored tasks.
+
+The model knows which waiting tasks each engine counts as ready. Promote counts the first
+`limit` due tasks not yet counted, on every engine; a task written without being promoted is
+counted by the boundary on the memory and RocksDB engines (and the model keeps the boundary
+for them), and as ready on PostgreSQL only if its transaction promoted the queue up to its
+schedule time before writing it (a rewrite at the same schedule time keeps how it counted).
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from store_helpers import (
     as_leased,
     as_waiting,
     boundary,
+    boundary_engine,
     create_queue,
     ids,
     listed,
+    ready_ids,
     recount,
     tally,
     waiting_ids,
@@ -39,10 +47,14 @@ PROMOTE_LIMITS = [1, 1, 2, 3, ALL]
 class Model:
     """What the store should hold, kept the obvious way."""
 
-    def __init__(self, queues: list[Queue]) -> None:
+    def __init__(self, queues: list[Queue], by_boundary: bool) -> None:
         self.queues = queues
         self.tasks: dict[str, dict[str, Task]] = {q.queue_id: {} for q in queues}
-        #: The promotion boundary of each queue, as (time, task id).
+        #: Whether the engine counts by a boundary (else by a flag per task).
+        self.by_boundary = by_boundary
+        #: Ids of each queue's waiting tasks counted as ready.
+        self.ready: dict[str, set[str]] = {q.queue_id: set() for q in queues}
+        #: The promotion boundary of each queue, as (time, task id): boundary engines only.
         self.boundary: dict[str, tuple[int, str]] = {q.queue_id: (q.create_time_us, "") for q in queues}
         #: The `until_us` of the queue's last promotion that its limit stopped early, else 0:
         #: its promotion entry may be that late although tasks before it are still scheduled.
@@ -61,7 +73,7 @@ class Model:
         counted = self.as_counters(queue)
         for task in self.tasks[queue.queue_id].values():
             if task.stage is Stage.WAITING:
-                if counted.counts_as_ready(task.schedule_time_us, task.task_id):
+                if task.task_id in self.ready[queue.queue_id]:
                     counted.ready += 1
                 else:
                     counted.scheduled += 1
@@ -70,6 +82,21 @@ class Model:
             else:
                 counted.failed += 1
         return counted
+
+    def counts_as_ready(self, queue: Queue, task: Task, previous: Task | None, promoted_until: int | None) -> bool:
+        """Whether the engine counts `task`, written in place of `previous` by a transaction
+        that promoted the queue up to `promoted_until` (None: it did not), as ready."""
+        if task.stage is not Stage.WAITING:
+            return False
+        if self.by_boundary:
+            return self.as_counters(queue).counts_as_ready(task.schedule_time_us, task.task_id)
+        if (
+            previous is not None
+            and previous.stage is Stage.WAITING
+            and previous.schedule_time_us == task.schedule_time_us
+        ):
+            return previous.task_id in self.ready[queue.queue_id]
+        return promoted_until is not None and task.schedule_time_us <= promoted_until
 
     def waiting_sorted(self, queue: Queue) -> list[Task]:
         found = [t for t in self.tasks[queue.queue_id].values() if t.stage is Stage.WAITING]
@@ -109,7 +136,9 @@ def check_against_model(store: Store, model: Model, now: int) -> None:
         stored = store.counters(queue)
         assert stored == recount(store, queue)
         assert tally(stored) == tally(model.counters(queue))
-        assert boundary(stored) == model.boundary[queue.queue_id]
+        assert ready_ids(store, queue) == sorted(model.ready[queue.queue_id])
+        if model.by_boundary:
+            assert boundary(stored) == model.boundary[queue.queue_id]
         assert waiting_ids(store, queue, now) == model.waiting(queue, now)
         assert waiting_ids(store, queue) == model.waiting(queue, FOREVER)
         assert waiting_ids(store, queue, now, limit=2) == model.waiting(queue, now)[:2]
@@ -120,13 +149,15 @@ def check_against_model(store: Store, model: Model, now: int) -> None:
         assert store.oldest_waiting(queue) == ((waiting[0].schedule_time_us, waiting[0].tag) if waiting else None)
         # The promotion index: the queue's entry is listed, and no later than its first task
         # counted as scheduled (or than where a promotion stopped early: due already).
-        scheduled = [t.schedule_time_us for t in waiting if not stored.counts_as_ready(t.schedule_time_us, t.task_id)]
+        scheduled = [t.schedule_time_us for t in waiting if t.task_id not in model.ready[queue.queue_id]]
         if stored.next_promotion_us:
             assert (stored.next_promotion_us, queue.storage_id) in {
                 (p.due_us, p.storage_id) for p in store.promotions(stored.next_promotion_us, ALL)
             }
         if scheduled:
             assert 0 < stored.next_promotion_us <= max(min(scheduled), model.stopped_at[queue.queue_id])
+        if not model.by_boundary:  # derived from the tasks: exactly the first still scheduled
+            assert stored.next_promotion_us == (min(scheduled) if scheduled else 0)
         # Request ids and acknowledgements made in this hour or the last are found.
         for (storage_id, family, key), entries in model.remembered.items():
             value, hour = entries[-1]
@@ -180,7 +211,7 @@ def check_against_model(store: Store, model: Model, now: int) -> None:
 def random_walk(store: Store, seed: int, steps: int) -> None:
     rng = random.Random(seed)
     queues = [create_queue(store, "push", QueueType.PUSH), create_queue(store, "pull", QueueType.PULL)]
-    model = Model(queues)
+    model = Model(queues, boundary_engine(store))
     now = 100
     names = [f"t{i:02d}" for i in range(40)]
     request_ids = (f"r{i}" for i in range(10**6))
@@ -207,9 +238,13 @@ def random_walk(store: Store, seed: int, steps: int) -> None:
         tasks = model.tasks[queue.queue_id]
         txn = store.begin()
         changes: dict[str, Task | None] = {}
+        #: How each task written counts: as ready or not.
+        counted: dict[str, bool] = {}
         remembered: list[tuple[int, str, str, object]] = []
+        promoted_until = None
         if rng.random() < 0.3:
-            promote_in(txn, model, queue, now + rng.randrange(-30, 60), rng.choice(PROMOTE_LIMITS))
+            promoted_until = now + rng.randrange(-30, 60)
+            promote_in(txn, model, queue, promoted_until, rng.choice(PROMOTE_LIMITS))
         for _ in range(rng.choice([1, 1, 1, 2, 3])):
             action = rng.choice(ACTIONS)
             if action == "create":
@@ -219,6 +254,7 @@ def random_walk(store: Store, seed: int, steps: int) -> None:
                 task = waiting_task(rng.choice(free), now + rng.randrange(-40, 80), tag=rng.choice(TAGS))
                 txn.put_task(queue, task, None)
                 changes[task.task_id] = task
+                counted[task.task_id] = model.counts_as_ready(queue, task, None, promoted_until)
                 if rng.random() < 0.5:
                     request_id = next(request_ids)
                     record = RequestRecord(task.task_id, task.tag, task.schedule_time_us, now)
@@ -257,12 +293,17 @@ def random_walk(store: Store, seed: int, steps: int) -> None:
                 task = as_waiting(previous, now + rng.randrange(-40, 80), tag=new_tag)
             txn.put_task(queue, task, previous)
             changes[task.task_id] = task
+            counted[task.task_id] = model.counts_as_ready(queue, task, previous, promoted_until)
         store.apply(txn)
+        ready = model.ready[queue.queue_id]
         for task_id, task in changes.items():
+            ready.discard(task_id)
             if task is None:
                 del tasks[task_id]
             else:
                 tasks[task_id] = task
+                if counted[task_id]:
+                    ready.add(task_id)
         for storage_id, family, key, value in remembered:
             model.remember(storage_id, family, key, value, now)
         check_against_model(store, model, now)
@@ -270,25 +311,25 @@ def random_walk(store: Store, seed: int, steps: int) -> None:
 
 def promote_in(txn, model: Model, queue: Queue, until_us: int, limit: int) -> bool:
     """Txn.promote, checked against the model: it counts the first `limit` due tasks."""
-    before = model.as_counters(queue)
-    due = [
-        t
-        for t in model.waiting_sorted(queue)
-        if not before.counts_as_ready(t.schedule_time_us, t.task_id) and t.schedule_time_us <= until_us
-    ]
+    ready = model.ready[queue.queue_id]
+    due = [t for t in model.waiting_sorted(queue) if t.task_id not in ready and t.schedule_time_us <= until_us]
     done = txn.promote(queue, until_us, limit)
     assert done == (len(due) <= limit)
+    ready.update(ids(due[:limit]))
+    # The engine's own classification, read in the transaction: it sees the promotion.
+    assert ready_ids(txn, queue) == sorted(ready)
     after = txn.counters(queue)  # a point read: it sees the transaction's own write
-    newly_ready = [t for t in model.waiting_sorted(queue) if after.counts_as_ready(t.schedule_time_us, t.task_id)]
-    previously_ready = [t for t in model.waiting_sorted(queue) if before.counts_as_ready(t.schedule_time_us, t.task_id)]
-    expected = sorted(previously_ready + due[:limit], key=lambda t: (t.schedule_time_us, t.task_id))
-    assert ids(newly_ready) == ids(expected)
-    if done and (until_us, "~") > (before.promoted_through_us, before.promoted_through_id or "~"):
-        assert boundary(after) == (until_us, "")
+    assert tally(after) == tally(model.counters(queue))
+    if model.by_boundary:
+        before = model.as_counters(queue)
+        if done and (until_us, "~") > (before.promoted_through_us, before.promoted_through_id or "~"):
+            assert boundary(after) == (until_us, "")
+            model.stopped_at[queue.queue_id] = 0
+        model.boundary[queue.queue_id] = boundary(after)
+    elif done:
         model.stopped_at[queue.queue_id] = 0
     if not done:
         model.stopped_at[queue.queue_id] = until_us
-    model.boundary[queue.queue_id] = boundary(after)
     return done
 
 
