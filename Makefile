@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint python-lint proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang test-package bench bench-quick clean
+.PHONY: serve test install lint python-lint postgres-installed proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang test-package bench bench-quick clean
 
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
@@ -31,8 +31,13 @@ clients/node/node_modules/.installed: clients/node/package.json clients/node/pac
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-pytest: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The tests start throwaway PostgreSQL clusters of their own; this only makes sure the binaries
+# are there (Debian's postgresql package, installed when missing).
+postgres-installed:
+	bash tools/install-postgres.sh
+
+pytest: install postgres-installed
+	TASKQ_REQUIRE_POSTGRES=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 # Ruff (lint and import order) and mypy (types), configured in pyproject.toml.
 python-lint: $(VENV)/.installed

@@ -1,5 +1,10 @@
-"""Fixtures: a real server per test (port 0, RocksDB in tmp_path), with the system clock or a
-FakeClock that only moves when the test says so."""
+"""Fixtures: a real server per test (port 0), with the system clock or a FakeClock that only
+moves when the test says so, on each storage engine: RocksDB in tmp_path, and PostgreSQL (a
+fresh database in a throwaway cluster, see postgres_cluster.py).
+
+`server` and `fake_server` run every test that uses them once per engine. A test of what only
+one engine does says so with `@pytest.mark.engines("rocksdb")`.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,45 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from harness import FakeClock, ServerHarness, Stream  # noqa: E402
 
+ENGINES = ("rocksdb", "postgres")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "engines(*names): run the test only on these storage engines")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Drops the engine variants a test's `engines` marker excludes."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("engines")
+        engine = getattr(item, "callspec", None) and item.callspec.params.get("engine")
+        if marker is not None and engine is not None and engine not in marker.args:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """The storage engine of the test's server."""
+    return request.param
+
+
+def engine_settings(request, engine: str) -> dict:
+    """Server settings for `engine`: PostgreSQL gets a fresh database."""
+    if engine == "postgres":
+        return {"database": request.getfixturevalue("postgres_cluster").new_database()}
+    return {}
+
 
 @pytest.fixture
-def server(tmp_path):
+def server(request, tmp_path, engine):
     """A server on the system clock, with its reaper and janitor running."""
-    harness = ServerHarness(str(tmp_path / "data"))
+    harness = ServerHarness(str(tmp_path / "data"), **engine_settings(request, engine))
     yield harness
     harness.close()
 
@@ -27,9 +66,9 @@ def clock():
 
 
 @pytest.fixture
-def fake_server(tmp_path, clock):
+def fake_server(request, tmp_path, clock, engine):
     """A server on a FakeClock; background loops are off: call reap()/janitor() yourself."""
-    harness = ServerHarness(str(tmp_path / "data"), clock=clock)
+    harness = ServerHarness(str(tmp_path / "data"), clock=clock, **engine_settings(request, engine))
     yield harness
     harness.close()
 

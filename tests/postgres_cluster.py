@@ -81,11 +81,21 @@ class PostgresCluster:
     def dsn(self, database: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
 
-    def new_database(self) -> str:
-        """A fresh, empty database; returns its connection string."""
+    def new_database(self, template: str | None = None) -> str:
+        """A fresh database, empty or a copy of the database of the connection string
+        `template` (nobody may be connected to it); returns its connection string."""
         name = f"t_{uuid.uuid4().hex[:12]}"
+        copy = ""
+        if template is not None:
+            copy = f" TEMPLATE {psycopg.conninfo.conninfo_to_dict(template)['dbname']}"
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+            if template is not None:
+                # A server that used it may still be disconnecting: nobody may be on a template.
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (psycopg.conninfo.conninfo_to_dict(template)["dbname"],),
+                )
+            conn.execute(f"CREATE DATABASE {name}{copy}")
         return self.dsn(name)
 
     def stop(self, mode: str = "fast") -> None:

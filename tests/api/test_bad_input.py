@@ -23,7 +23,6 @@ import dataclasses
 import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import grpc
@@ -179,24 +178,47 @@ def populate(server: ServerHarness) -> World:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory) -> tuple[Path, World]:
-    """The World, populated once through the API by a server that is then stopped."""
-    data_dir = tmp_path_factory.mktemp("world") / "data"
-    harness = ServerHarness(str(data_dir))
-    try:
-        world = populate(harness)
-    finally:
-        harness.close()
-    return data_dir, world
+def templates(tmp_path_factory) -> dict[str, Any]:
+    """The World of each engine, populated once through the API by a server that is then
+    stopped: a RocksDB directory, or a PostgreSQL database to clone; built when first asked."""
+    return {}
 
 
-@pytest.fixture(autouse=True)
-def world(template, tmp_path) -> World:
-    """Each test's `server` (tests/conftest.py, data in tmp_path/data) opens a copy of the
-    World's database: autouse fixtures run before the others, so the copy is in place first."""
-    data_dir, populated = template
-    shutil.copytree(data_dir, tmp_path / "data")
-    return populated
+def populated(templates: dict[str, Any], engine: str, request, tmp_path_factory) -> tuple[Any, World]:
+    if engine not in templates:
+        if engine == "postgres":
+            cluster = request.getfixturevalue("postgres_cluster")
+            source = cluster.new_database()
+            harness = ServerHarness(str(tmp_path_factory.mktemp("world") / "data"), database=source)
+        else:
+            source = tmp_path_factory.mktemp("world") / "data"
+            harness = ServerHarness(str(source))
+        try:
+            world = populate(harness)
+        finally:
+            harness.close()
+        templates[engine] = (source, world)
+    return templates[engine]
+
+
+@pytest.fixture
+def world(templates, engine, request, tmp_path_factory) -> World:
+    return populated(templates, engine, request, tmp_path_factory)[1]
+
+
+@pytest.fixture
+def server(templates, engine, request, tmp_path, tmp_path_factory):
+    """A server on a copy of the World: of its RocksDB directory, or of its PostgreSQL database
+    (CREATE DATABASE ... TEMPLATE)."""
+    source, _ = populated(templates, engine, request, tmp_path_factory)
+    if engine == "postgres":
+        harness = ServerHarness(str(tmp_path / "data"),
+                                database=request.getfixturevalue("postgres_cluster").new_database(template=source))
+    else:
+        shutil.copytree(source, tmp_path / "data")
+        harness = ServerHarness(str(tmp_path / "data"))
+    yield harness
+    harness.close()
 
 
 def snapshot(server: ServerHarness) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from harness import error_reason, eventually
 from taskq.v1 import task_service_pb2
 
+# Failures injected into RocksDB (its faults and its reopening); PostgreSQL's own failures are
+# tested with a real database restart in tests/postgres/.
+pytestmark = pytest.mark.engines("rocksdb")
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
