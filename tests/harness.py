@@ -44,8 +44,9 @@ class ServerHarness:
 
     # Lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        config = Config(listen="127.0.0.1:0", data_dir=self.data_dir, **self.settings)
+    def start(self, port: int = 0) -> None:
+        """Starts the server (again) on `port` (0: a free one) with the same data and settings."""
+        config = Config(listen=f"127.0.0.1:{port}", data_dir=self.data_dir, **self.settings)
         # With a fake clock nothing runs by itself: tests call reap()/janitor() after advancing.
         self.server = self.run(self._build(config))
         self.port = self.run(self.server.start())

@@ -6,24 +6,18 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import grpc
 import pytest
 
 from taskq.client import AsyncClient, Client, Unavailable
-from taskq.config import Config
-from taskq.v1 import queue_pb2, queue_service_pb2_grpc, task_service_pb2_grpc
+from taskq.v1 import queue_pb2
 
 #: Seconds the server stays down: longer than gRPC's own retry policy used to cover.
 DOWNTIME = 2.0
 
 
 def start_again(server, port: int) -> None:
-    """Starts a stopped server again on `port`, with the same data directory."""
-    server.server = server.run(server._build(Config(listen=f"127.0.0.1:{port}", data_dir=server.data_dir)))
-    server.run(server.server.start())
-    server.channel = grpc.insecure_channel(server.address)
-    server.tasks = task_service_pb2_grpc.TaskServiceStub(server.channel)
-    server.queues = queue_service_pb2_grpc.QueueServiceStub(server.channel)
+    """Starts a stopped server again on `port`, with the same data and settings."""
+    server.start(port)
 
 
 def stop_and_restart_later(server) -> threading.Thread:

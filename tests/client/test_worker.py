@@ -24,13 +24,10 @@ from taskq.client import (
     Worker,
     WrongQueueType,
 )
-from taskq.config import Config
 from taskq.v1 import (
     queue_pb2,
-    queue_service_pb2_grpc,
     task_pb2,
     task_service_pb2,
-    task_service_pb2_grpc,
 )
 
 PUSH = queue_pb2.QUEUE_TYPE_PUSH
@@ -287,8 +284,4 @@ def restart_on_the_same_port(server) -> None:
     """Stops the server and starts it again on its port, so running workers can reconnect."""
     port = server.port
     server.stop()
-    server.server = server.run(server._build(Config(listen=f"127.0.0.1:{port}", data_dir=server.data_dir)))
-    server.run(server.server.start())
-    server.channel = grpc.insecure_channel(server.address)
-    server.tasks = task_service_pb2_grpc.TaskServiceStub(server.channel)
-    server.queues = queue_service_pb2_grpc.QueueServiceStub(server.channel)
+    server.start(port)
