@@ -1,12 +1,12 @@
 """The `taskq` command: `taskq serve` runs the server; `taskq queue ...` and `taskq task ...`
-talk to one."""
+talk to one; `taskq health` probes one; `taskq migrate` prepares a PostgreSQL database."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from taskq.cli import health_command, queue_commands, serve, task_commands
+from taskq.cli import health_command, migrate_command, queue_commands, serve, task_commands
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue_commands.add_parser(subparsers)
     task_commands.add_parser(subparsers)
     health_command.add_parser(subparsers)
+    migrate_command.add_parser(subparsers)
     return parser
 
 

@@ -50,14 +50,19 @@ class QueryError(StoreError):
     """The database refused one statement (not a lost connection): that call fails alone."""
 
 
+def one_line(error: BaseException) -> str:
+    """libpq's messages run over several lines (a hint after a tab): one line for logs and answers."""
+    return " ".join(str(error).split())
+
+
 def storage_error(error: Exception) -> StoreError:
     """The StoreError for a psycopg error: a conflict to run again, a connection lost (the
     storage failing), or one statement refused."""
     if isinstance(error, RETRYABLE):
-        return ConflictError(str(error).strip())
+        return ConflictError(one_line(error))
     if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
-        return StoreError(f"the database failed: {str(error).strip()}")
-    return QueryError(f"the database refused a statement: {str(error).strip()}")
+        return StoreError(f"the database failed: {one_line(error)}")
+    return QueryError(f"the database refused a statement: {one_line(error)}")
 
 
 class _Rows:
@@ -116,7 +121,7 @@ class PgStore(PgReader):
                 key = _page_token_key(conn)
                 conn.commit()
         except psycopg.Error as error:
-            raise StoreError(f"cannot use the database {_redacted(dsn)}: {str(error).strip()}") from error
+            raise StoreError(f"cannot use the database {_redacted(dsn)}: {one_line(error)}") from error
         except StoreError:
             raise
         except Exception as error:  # psycopg_pool.PoolTimeout and the like
