@@ -14,8 +14,18 @@ Three protocols:
   transaction. `Store.apply` makes all of it visible at once, or none of it.
 - `Store`: the engine. `begin`/`apply` run transactions, `sync` makes what was applied
   durable. How transactions are serialised is the engine's business: the RocksDB engine has
-  one writer (store/commit.py) that applies them in turn; an engine with its own
-  transactions may run them concurrently.
+  one writer (store/commit.py) that applies them in turn; PostgreSQL runs them concurrently,
+  locking the rows a transaction's decisions rest on, and may fail one at `apply` with a
+  ConflictError, after which it is run again.
+
+Counting ready and scheduled tasks is the engine's business too: RocksDB and the in-memory
+twin keep a boundary position in the counters (Counters.promoted_through_*, engine-specific);
+PostgreSQL a flag per task. What all promise: the four counts always equal a recount of the
+tasks; a waiting task due by a transaction's promote of its queue, and every waiting task
+written after it in that transaction if due by then, counts as ready; `next_promotion_us` is
+no later than the next time a task needs promoting. A transaction reads queue configurations
+as they are when it reads them (they are not locked); it locks what a decision on a task
+rests on.
 
 tests/store/test_store_*.py state this contract as tests (the conformance suite); every engine
 passes it.
@@ -45,6 +55,13 @@ class StoreError(Exception):
 
 class StoreLocked(StoreError):
     """Another process holds the data directory."""
+
+
+class ConflictError(StoreError):
+    """The transaction lost a race with another one (a serialization failure, a deadlock, a
+    name created twice, a row changed or deleted since it was read, a queue deleted meanwhile);
+    nothing of it was applied. Running its mutation again from the start sees the winner. Only
+    engines with concurrent writers raise it (store/postgres/)."""
 
 
 class Reader(Protocol):
@@ -101,7 +118,9 @@ class Reader(Protocol):
         ...
 
     def bucket(self, queue: Queue) -> TokenState | None:
-        """The push queue's stored token bucket, or None before its first dispatch."""
+        """The push queue's stored token bucket, or None before its first dispatch. In a
+        transaction, concurrent engines lock it (creating the row to lock if need be): the
+        dispatches of one queue take turns, which is what makes its limits hold across servers."""
         ...
 
     def tombstone(self, queue: Queue, task_id: str) -> int | None:
@@ -227,12 +246,13 @@ class Txn(Reader, Protocol):
     def promote(self, queue: Queue, until_us: int, limit: int) -> bool:
         """Counts waiting tasks due by `until_us` (the caller's now) as ready from now on, at most
         `limit` (>= 0) of them: the counters' boundary becomes the position of the last task
-        counted, or `until_us` itself when no more are due.
+        counted, or `until_us` itself when no more are due (boundary engines).
         Keeps the queue's promotion-index entry at the next time it has work: the schedule
         time of its first task still counted as scheduled, or `until_us` when `limit` stopped
-        it early. Returns True when the boundary reached `until_us`. It counts what the store
-        holds, not this transaction's own writes: call it before any other write to the
-        queue's waiting tasks in the same transaction."""
+        it early. Returns True when no waiting task due by `until_us` is left counted as
+        scheduled (a concurrent engine skips tasks other transactions hold, and then says
+        False). It counts what the store holds, not this transaction's own writes: call it
+        before any other write to the queue's waiting tasks in the same transaction."""
         ...
 
     def forget_promotion(self, entry: Promotion) -> None:

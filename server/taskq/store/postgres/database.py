@@ -54,7 +54,8 @@ class PgDatabase:
     #: This server shares the database with others: it may not release every push lease at
     #: start-up, and housekeeping runs only where leadership is held.
     exclusive = False
-    #: Without a NOTIFY (missed while reconnecting), waiters look again at least this often.
+    #: Without a NOTIFY (missed while reconnecting), waiters look again at least this often
+    #: (seconds; the server's `database_poll_interval_seconds`).
     poll_interval_s: float | None = 2.0
 
     def __init__(
@@ -63,8 +64,10 @@ class PgDatabase:
         durability: Durability = Durability.FSYNC,
         listener: Listener | None = None,
         pool_size: int = 16,
+        poll_interval_s: float = 2.0,
     ) -> None:
         self._dsn = dsn
+        self.poll_interval_s = poll_interval_s
         self._durability = durability
         self._pool_size = pool_size
         self.store: PgStore | None = None
@@ -237,6 +240,11 @@ class PgDatabase:
             return await loop.run_in_executor(self._threads, claim)
         except psycopg.Error as error:
             log.warning("leadership %s: %s", name, error)
+            if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+                # The renewal is this server's heartbeat on the database: an idle server, which
+                # runs no other statement, learns here that the database cannot be reached and
+                # reports NOT_SERVING (unless the database answers: one connection failed).
+                await self._failure(f"the database failed: {' '.join(str(error).split())}")
             return False
 
     async def resign(self, name: str) -> None:

@@ -22,6 +22,11 @@ Tables (all prefixed `taskq_`, so taskq can share a database with an application
                 makes rate limits and concurrency caps hold across servers)
     leader      one row per kind of leadership: who holds it, until when
 
+Every row of a queue's tasks, names, keys, counters and bucket references its queue (ON DELETE
+CASCADE): deleting a queue deletes them in the same transaction, and a transaction that would
+write into a queue deleted meanwhile fails (and is run again, to find the queue gone) instead
+of leaving rows no reader would ever find.
+
 Tasks carry `counted_ready`: whether the queue's counters count the waiting task as ready (its
 schedule time had passed when it was last written or promoted) or as scheduled. Promotion
 flips it in bounded batches (Txn.promote), so counting needs no shared boundary row.
@@ -57,7 +62,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX taskq_queues_purging ON taskq_queues (queue_id) WHERE purging;
     CREATE INDEX taskq_queues_dead_letter ON taskq_queues (dead_letter_queue) WHERE dead_letter_queue <> '';
     CREATE TABLE taskq_tasks (
-        storage_id integer NOT NULL,
+        storage_id integer NOT NULL REFERENCES taskq_queues (storage_id) ON DELETE CASCADE,
         task_id text NOT NULL,
         stage smallint NOT NULL,
         schedule_us bigint NOT NULL,
@@ -77,14 +82,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX taskq_tasks_queue_to_promote ON taskq_tasks (storage_id, schedule_us, task_id)
         WHERE stage = 1 AND NOT counted_ready;
     CREATE TABLE taskq_tombstones (
-        storage_id integer NOT NULL,
+        storage_id integer NOT NULL REFERENCES taskq_queues (storage_id) ON DELETE CASCADE,
         task_id text NOT NULL,
         expire_us bigint NOT NULL,
         PRIMARY KEY (storage_id, task_id)
     );
     CREATE INDEX taskq_tombstones_expiry ON taskq_tombstones (expire_us, storage_id, task_id);
     CREATE TABLE taskq_requests (
-        storage_id integer NOT NULL,
+        storage_id integer NOT NULL REFERENCES taskq_queues (storage_id) ON DELETE CASCADE,
         request_id text NOT NULL,
         hour integer NOT NULL,
         record bytea NOT NULL,
@@ -92,7 +97,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX taskq_requests_hour ON taskq_requests (hour, storage_id);
     CREATE TABLE taskq_acks (
-        storage_id integer NOT NULL,
+        storage_id integer NOT NULL REFERENCES taskq_queues (storage_id) ON DELETE CASCADE,
         task_id text NOT NULL,
         hour integer NOT NULL,
         token text NOT NULL,
@@ -100,7 +105,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX taskq_acks_hour ON taskq_acks (hour, storage_id);
     CREATE TABLE taskq_counters (
-        storage_id integer NOT NULL,
+        storage_id integer NOT NULL REFERENCES taskq_queues (storage_id) ON DELETE CASCADE,
         stripe smallint NOT NULL,
         scheduled bigint NOT NULL DEFAULT 0,
         ready bigint NOT NULL DEFAULT 0,
@@ -109,7 +114,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (storage_id, stripe)
     );
     CREATE TABLE taskq_buckets (
-        storage_id integer PRIMARY KEY,
+        storage_id integer PRIMARY KEY REFERENCES taskq_queues (storage_id) ON DELETE CASCADE,
         tokens double precision NOT NULL,
         updated_us bigint NOT NULL
     );

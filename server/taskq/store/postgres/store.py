@@ -25,7 +25,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool
 
 from taskq.core.model import Expiry, LeaseEntry, Promotion, Queue, Task
-from taskq.store.base import StoreError
+from taskq.store.base import ConflictError, StoreError
 from taskq.store.faults import Faults
 from taskq.store.postgres.reader import PgReader
 from taskq.store.postgres.schema import migrate
@@ -39,11 +39,9 @@ RETRYABLE = (
     psycopg.errors.DeadlockDetected,
     psycopg.errors.UniqueViolation,
     psycopg.errors.LockNotAvailable,
+    # A write into a queue another transaction deleted: run again, it finds no queue.
+    psycopg.errors.ForeignKeyViolation,
 )
-
-
-class ConflictError(StoreError):
-    """The transaction lost a race with another one; running it again will see the winner."""
 
 
 class QueryError(StoreError):

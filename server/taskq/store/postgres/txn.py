@@ -384,7 +384,7 @@ class PgTxn(PgReader):
     def flush(self) -> None:
         """Sends every buffered write; the caller commits. Raises ConflictError when a row it
         replaces changed or went meanwhile (see the module docstring)."""
-        from taskq.store.postgres.store import ConflictError
+        from taskq.store.base import ConflictError
 
         if not self._written:
             return
