@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from harness import (
+    ServerHarness,
     eventually,
     fill,
     open_stream,
@@ -99,3 +100,22 @@ def test_long_polls_leave_no_wakeup_behind(server):
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     assert server.lease("pull", wait=seconds_to_duration(0.05)) == []
     assert server.engine.wakeups.watched() == 0
+
+
+@pytest.mark.engines("postgres")
+def test_a_task_acknowledged_on_another_server_gives_the_stream_its_credit_back(server, tmp_path, streams):
+    # Two servers on one database; the stream is on the first, the acknowledgement goes to the
+    # second, which cannot tell the first. The dispatch deadline (10 min) cannot run out within
+    # the test: only looking the lease up in the database, at the poll interval, can give the
+    # stream room for the second task.
+    other = ServerHarness(str(tmp_path / "other"), **server.settings)
+    try:
+        push_queue(server)
+        fill(server, "push", 2)
+        stream = open_stream(server, streams, max_outstanding=1)
+        [first] = stream.tasks(1)
+        other.tasks.DeleteTask(task_service_pb2.DeleteTaskRequest(name=first.name, lease_token=first.lease_token))
+        [second] = stream.tasks(1)
+        assert second.name != first.name
+    finally:
+        other.close()

@@ -25,6 +25,7 @@ from taskq.core.errors import QueueNotFound, ResourceExhausted, ShuttingDown, Ta
 from taskq.core.model import US_PER_SECOND, Queue, Task
 from taskq.core.push import Limit, PushTasks, Refusal
 from taskq.core.wakeups import Wakeups
+from taskq.store.base import Reader
 from taskq.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,8 @@ class Dispatcher:
         self.subscribers: list[Subscriber] = []
         self._next_first = 0
         self._task: asyncio.Task[None] | None = None
+        #: When the streams' leases were last checked against the database (shared databases).
+        self._credit_checked_us = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"taskq-dispatch-{self.queue_id}")
@@ -205,6 +208,8 @@ class Dispatcher:
         now_us = self._clock.now_us()
         self.subscribers = [s for s in self.subscribers if not s.closed]
         credit = sum(subscriber.credit(now_us) for subscriber in self.subscribers)
+        if credit <= 0 and not self._db.exclusive:
+            credit = await self._forget_leases_ended_elsewhere(queue, now_us)
         if credit <= 0:
             return None  # an answer or an expiry sends a signal
         batch = await self._push.lease_batch(self.queue_id, credit)
@@ -218,6 +223,32 @@ class Dispatcher:
         if len(batch.tasks) == batch.allowed and batch.allowed > 0:
             return now_us  # the streams' credit, not the backlog, stopped us: look again at once
         return await self._next_due(queue, now_us)
+
+    async def _forget_leases_ended_elsewhere(self, queue: Queue, now_us: int) -> int:
+        """On a shared database a stream's task can be acknowledged (or deleted, or purged) on
+        another server, which tells nothing to this one: with no credit left, look up which of
+        the streams' leases still stand, at most once per poll interval, and forget the rest.
+        Returns the credit after that."""
+        poll_s = self._db.poll_interval_s or 0.0
+        if now_us - self._credit_checked_us < poll_s * US_PER_SECOND:
+            return 0
+        self._credit_checked_us = now_us
+        held = {task_id: token for s in self.subscribers for task_id, (token, _) in s.outstanding.items()}
+
+        def standing(reader: Reader) -> set[str]:
+            found = set()
+            for task_id, token in held.items():
+                task = reader.task(queue, task_id)
+                if task is not None and task.lease_token == token:
+                    found.add(task_id)
+            return found
+
+        still = await self._db.read(standing)
+        ended = [(task_id, token) for task_id, token in held.items() if task_id not in still]
+        for task_id, token in ended:
+            for subscriber in self.subscribers:
+                subscriber.lease_ended(task_id, token, now_us)
+        return sum(subscriber.credit(now_us) for subscriber in self.subscribers)
 
     async def _next_due(self, queue: Queue, now_us: int) -> int | None:
         oldest = await self._db.read(lambda reader: reader.oldest_waiting(queue))
