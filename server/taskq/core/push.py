@@ -19,7 +19,7 @@ from taskq.core.activity import Activity
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock
 from taskq.core.errors import Code, LeaseLost, QueueNotFound, TaskqError, WrongQueueType
-from taskq.core.limits import MAX_ERROR_MESSAGE_BYTES, ServerLimits, task_message_bound
+from taskq.core.limits import MAX_ERROR_MESSAGE_BYTES, ServerLimits
 from taskq.core.model import LeaseEntry, Queue, QueueState, QueueType, Task
 from taskq.core.ratelimit import TokenBucket
 from taskq.core.transitions import task_name
@@ -28,8 +28,6 @@ from taskq.store.database import Change, Database
 
 #: Leases released per durable commit when recovering after a restart.
 RECOVERY_BATCH = 1000
-#: Purged tasks a dispatch deletes on its way, at most (the purger deletes the rest).
-PURGED_PER_BATCH = 1000
 
 
 @dataclasses.dataclass(slots=True)
@@ -144,23 +142,10 @@ class PushTasks:
                 limit = Limit.TOKENS
             leased: list[Task] = []
             if allowed > 0:
-                budget = self._limits.response_budget_bytes
-                purged = 0
-                for task in txn.waiting(queue, now_us, None, allowed + PURGED_PER_BATCH):
-                    if transitions.purged(queue, task):
-                        transitions.purge(change, queue, task, now_us)
-                        purged += 1
-                        if purged >= PURGED_PER_BATCH:
-                            break
-                        continue
-                    size = task_message_bound(queue_id, task, payload=True)
-                    if leased and size > budget:
-                        break
-                    budget -= size
-                    deadline_us = task.dispatch_deadline_us or queue.dispatch_deadline_us
-                    leased.append(transitions.lease(change, queue, task, now_us, deadline_us))
-                    if len(leased) >= allowed:
-                        break
+                leased = transitions.lease_due(
+                    change, queue, now_us, allowed, self._limits.response_budget_bytes,
+                    lambda task: task.dispatch_deadline_us or queue.dispatch_deadline_us,
+                )
             if leased:
                 if queue.max_dispatches_per_second is not None:
                     bucket.take(len(leased), now_us)

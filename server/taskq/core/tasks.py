@@ -31,10 +31,6 @@ from taskq.core.wakeups import Wakeups
 from taskq.store.base import Reader
 from taskq.store.database import Change, Database
 
-#: Purged tasks a lease deletes on its way, at most, before answering with what it has (the
-#: purger deletes the rest).
-PURGED_PER_LEASE = 1000
-
 
 @dataclasses.dataclass(slots=True)
 class NewTask:
@@ -298,23 +294,9 @@ class Tasks:
             if oldest is None or oldest[0] > now_us:
                 return []
             tag = oldest[1]
-        budget = self._limits.response_budget_bytes
-        leased: list[Task] = []
-        purged = 0
-        for task in txn.waiting(queue, now_us, tag, max_tasks + PURGED_PER_LEASE):
-            if transitions.purged(queue, task):
-                transitions.purge(change, queue, task, now_us)
-                purged += 1
-                if purged >= PURGED_PER_LEASE:
-                    break
-                continue
-            size = task_message_bound(queue_id, task, payload=True)
-            if leased and size > budget:
-                break
-            budget -= size
-            leased.append(transitions.lease(change, queue, task, now_us, lease_duration_us))
-            if len(leased) >= max_tasks:
-                break
+        leased = transitions.lease_due(
+            change, queue, now_us, max_tasks, self._limits.response_budget_bytes, lambda task: lease_duration_us, tag
+        )
         if leased:
             count = len(leased)
             expiry = now_us + lease_duration_us

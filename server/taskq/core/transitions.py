@@ -18,9 +18,11 @@ Every function runs inside a mutation (store/database.py) and writes through its
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from taskq.core.errors import Code, LeaseLost, TaskAlreadyExists, TaskLeased, TaskNotFound, TaskTombstoned
 from taskq.core.identifiers import new_lease_token, new_task_id
+from taskq.core.limits import task_message_bound
 from taskq.core.model import Attempt, LeaseEntry, Queue, QueueType, Stage, Task
 from taskq.core.retry import backoff_us, effective_policy, exhausted
 from taskq.core.states import Event, transition
@@ -32,6 +34,10 @@ ORIGINAL_QUEUE_ATTRIBUTE = "taskq-original-queue"
 ORIGINAL_TASK_ATTRIBUTE = "taskq-original-task"
 ATTEMPT_COUNT_ATTRIBUTE = "taskq-attempt-count"
 LAST_ERROR_ATTRIBUTE = "taskq-last-error"
+
+#: Purged tasks a lease deletes on its way, at most, before answering with what it has (the
+#: purger deletes the rest).
+PURGED_PER_LEASE = 1000
 
 #: Request ids and acknowledgements are kept by the hour.
 HOUR_US = 3_600_000_000
@@ -133,6 +139,33 @@ def lease(change: Change, queue: Queue, task: Task, now_us: int, duration_us: in
     leased.lease_token = new_lease_token()
     leased.lease_expire_us = now_us + duration_us
     _move(change, queue, task, Event.LEASE, leased, now_us)
+    return leased
+
+
+def lease_due(
+    change: Change, queue: Queue, now_us: int, wanted: int, budget_bytes: int, duration_us: Callable[[Task], int],
+    tag: str | None = None,
+) -> list[Task]:
+    """Leases up to `wanted` of the queue's ready tasks (with `tag`, only those), oldest schedule
+    time first, each for `duration_us(task)`, as long as their Task messages fit in
+    `budget_bytes` (the first always does). Purged tasks met on the way are deleted, at most
+    PURGED_PER_LEASE of them (the purger deletes the rest)."""
+    leased: list[Task] = []
+    purged_count = 0
+    for task in change.txn.waiting(queue, now_us, tag, wanted + PURGED_PER_LEASE):
+        if purged(queue, task):
+            purge(change, queue, task, now_us)
+            purged_count += 1
+            if purged_count >= PURGED_PER_LEASE:
+                break
+            continue
+        size = task_message_bound(queue.queue_id, task, payload=True)
+        if leased and size > budget_bytes:
+            break
+        budget_bytes -= size
+        leased.append(lease(change, queue, task, now_us, duration_us(task)))
+        if len(leased) >= wanted:
+            break
     return leased
 
 
@@ -337,6 +370,6 @@ def discard(change: Change, queue: Queue, task_id: str, retain_until_us: int, no
 
 
 __all__ = [
-    "create", "lease", "held", "renew", "ack", "release", "nack", "expire", "dead_letter", "run", "delete",
+    "create", "lease", "lease_due", "held", "renew", "ack", "release", "nack", "expire", "dead_letter", "run", "delete",
     "purge", "discard", "purged", "stored", "task_name",
 ]

@@ -29,6 +29,7 @@ from taskq.core.model import (
 )
 from taskq.store.base import Txn
 from taskq.store.faults import Faults
+from taskq.store.scans import StoreScans
 
 #: Request ids and acknowledgements are remembered by the hour they were made in
 #: (independently of the RocksDB engine's constant, which the conformance suite checks against).
@@ -241,8 +242,10 @@ class MemoryStore:
         pass
 
 
-class MemoryTxn:
+class MemoryTxn(StoreScans):
     """Writes kept aside (point reads see them) and merged into the store by `merge`."""
+
+    _store: MemoryStore
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
@@ -304,15 +307,6 @@ class MemoryTxn:
             return _copy_task(task) if task is not None else None
         return self._store.task(queue, task_id)
 
-    def tasks(self, queue: Queue, after: str, *, payloads: bool = True) -> Iterator[Task]:
-        return self._store.tasks(queue, after, payloads=payloads)
-
-    def waiting(self, queue: Queue, until_us: int, tag: str | None = None, limit: int = 1000) -> Iterator[Task]:
-        return self._store.waiting(queue, until_us, tag, limit)
-
-    def oldest_waiting(self, queue: Queue) -> tuple[int, str] | None:
-        return self._store.oldest_waiting(queue)
-
     def counters(self, queue: Queue) -> Counters:
         if queue.storage_id in self._deleted:
             return Counters()
@@ -345,35 +339,15 @@ class MemoryTxn:
         found = self._acks.get((queue.storage_id, task_id))
         return found[0] if found is not None else self._store.acked(queue, task_id, now_us)
 
-    def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
-        return self._store.expired_leases(until_us, limit)
 
-    def leases(self, after: LeaseEntry | None, limit: int) -> list[LeaseEntry]:
-        return self._store.leases(after, limit)
 
-    def next_lease_expiry(self) -> int | None:
-        return self._store.next_lease_expiry()
 
-    def expiries(self, until_us: int, limit: int) -> list[Expiry]:
-        return self._store.expiries(until_us, limit)
 
-    def next_expiry(self) -> int | None:
-        return self._store.next_expiry()
 
-    def promotions(self, until_us: int, limit: int) -> list[Promotion]:
-        return self._store.promotions(until_us, limit)
 
-    def next_promotion(self) -> int | None:
-        return self._store.next_promotion()
 
-    def request_hours(self, before_hour: int, limit: int) -> list[tuple[int, int]]:
-        return self._store.request_hours(before_hour, limit)
 
-    def first_request_hour(self) -> int | None:
-        return self._store.first_request_hour()
 
-    def page_token_key(self) -> bytes:
-        return self._store.page_token_key()
 
     # Writes -------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ and deleted queues, the scan heads of the index buckets it touches)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import rocksdict
@@ -26,14 +25,17 @@ from taskq.core.model import (
 from taskq.store import keys
 from taskq.store.records import encode_queue, encode_request
 from taskq.store.rocksdb_scan import keys_between
+from taskq.store.scans import StoreScans
 from taskq.store.task_record import encode_task
 
 if TYPE_CHECKING:
     from taskq.store.rocksdb import RocksStore
 
 
-class RocksTxn:
+class RocksTxn(StoreScans):
     """One atomic change: a WriteBatch plus an overlay of what it wrote."""
+
+    _store: RocksStore
 
     def __init__(self, store: RocksStore) -> None:
         self._store = store
@@ -108,15 +110,6 @@ class RocksTxn:
             return task.copy() if task is not None else None
         return self._store.task(queue, task_id)
 
-    def tasks(self, queue: Queue, after: str, *, payloads: bool = True) -> Iterator[Task]:
-        return self._store.tasks(queue, after, payloads=payloads)
-
-    def waiting(self, queue: Queue, until_us: int, tag: str | None = None, limit: int = 1000) -> Iterator[Task]:
-        return self._store.waiting(queue, until_us, tag, limit)
-
-    def oldest_waiting(self, queue: Queue) -> tuple[int, str] | None:
-        return self._store.oldest_waiting(queue)
-
     def counters(self, queue: Queue) -> Counters:
         if queue.storage_id in self.deleted_storage_ids:
             return Counters()
@@ -149,35 +142,15 @@ class RocksTxn:
         token = self._acks.get((queue.storage_id, task_id))
         return token if token is not None else self._store.acked(queue, task_id, now_us)
 
-    def expired_leases(self, until_us: int, limit: int) -> list[LeaseEntry]:
-        return self._store.expired_leases(until_us, limit)
 
-    def leases(self, after: LeaseEntry | None, limit: int) -> list[LeaseEntry]:
-        return self._store.leases(after, limit)
 
-    def next_lease_expiry(self) -> int | None:
-        return self._store.next_lease_expiry()
 
-    def expiries(self, until_us: int, limit: int) -> list[Expiry]:
-        return self._store.expiries(until_us, limit)
 
-    def next_expiry(self) -> int | None:
-        return self._store.next_expiry()
 
-    def promotions(self, until_us: int, limit: int) -> list[Promotion]:
-        return self._store.promotions(until_us, limit)
 
-    def next_promotion(self) -> int | None:
-        return self._store.next_promotion()
 
-    def request_hours(self, before_hour: int, limit: int) -> list[tuple[int, int]]:
-        return self._store.request_hours(before_hour, limit)
 
-    def first_request_hour(self) -> int | None:
-        return self._store.first_request_hour()
 
-    def page_token_key(self) -> bytes:
-        return self._store.page_token_key()
 
     # Writes -------------------------------------------------------------------------------
 
