@@ -131,7 +131,15 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def stored_version(conn: psycopg.Connection) -> int:
     """The schema version of the database (0 for one taskq never used)."""
-    exists = conn.execute("SELECT to_regclass('taskq_meta') IS NOT NULL").fetchone()
+    # Read pg_class under the statement's snapshot rather than with to_regclass(): to_regclass
+    # resolves the name through the backend's catalog cache without taking a lock, and a
+    # transaction that waited for the migration lock while another server created the tables
+    # has not yet taken in that news: it would find no table and create them again ("relation
+    # taskq_meta already exists").
+    exists = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relname = 'taskq_meta' AND n.nspname = ANY (current_schemas(false)))"
+    ).fetchone()
     if not exists or not exists[0]:
         return 0
     row = conn.execute("SELECT value FROM taskq_meta WHERE key = 'schema_version'").fetchone()
