@@ -149,7 +149,10 @@ class TaskqServer:
         if config.database:
             from taskq.store.postgres.database import PgDatabase
 
-            return PgDatabase(config.database, config.durability_mode(), pool_size=config.database_pool_size)
+            return PgDatabase(
+                config.database, config.durability_mode(), pool_size=config.database_pool_size,
+                poll_interval_s=config.database_poll_interval_seconds,
+            )
         data_dir = config.data_dir
         write_buffer_bytes = config.write_buffer_mb * 2**20
         # One Faults object for every store opened on the directory, so an injected failure

@@ -33,6 +33,11 @@ class Config:
     database: str | None = None
     #: Connections each server keeps open to PostgreSQL (also its number of worker threads).
     database_pool_size: int = 16
+    #: On a shared database, waiters (long-polling LeaseTasks calls, push dispatchers) are woken
+    #: by the other servers' notifications (LISTEN/NOTIFY); they also look again at least this
+    #: often, seconds, in case a notification was missed (while the listening connection was
+    #: being re-established). Lower costs idle queries; higher delays a wake-up that was missed.
+    database_poll_interval_seconds: float = 2.0
     #: fsync: an answered write survives power loss (default). nosync: it survives a crash of
     #: the process but not of the machine; faster.
     durability: str = "fsync"
@@ -97,6 +102,8 @@ class Config:
             raise ConfigError("database must be a PostgreSQL connection string when given")
         if not 2 <= self.database_pool_size <= 500:
             raise ConfigError("database_pool_size must be between 2 and 500")
+        if not 0.01 <= self.database_poll_interval_seconds <= 3600:
+            raise ConfigError("database_poll_interval_seconds must be between 0.01 and 3600")
         if self.min_free_disk_mb < 0:
             raise ConfigError("min_free_disk_mb must not be negative")
         if not 1 <= self.write_buffer_mb <= 4096:

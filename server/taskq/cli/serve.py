@@ -27,6 +27,9 @@ def add_parser(subparsers) -> None:
                         "any number of servers may share it")
     parser.add_argument("--database-pool-size", dest="database_pool_size", type=int,
                         help="connections to PostgreSQL per server (default 16)")
+    parser.add_argument("--database-poll-interval-seconds", dest="database_poll_interval_seconds", type=float,
+                        help="with --database: waiters look for work at least this often even without a "
+                        "notification from another server (default 2)")
     parser.add_argument(
         "--durability", choices=("fsync", "nosync"),
         help="fsync (default): answered writes survive power loss; nosync: they survive a process crash only",
