@@ -151,7 +151,8 @@ class TaskqServer:
 
             return PgDatabase(
                 config.database, config.durability_mode(), pool_size=config.database_pool_size,
-                poll_interval_s=config.database_poll_interval_seconds,
+                poll_interval_s=config.database_poll_interval_seconds, notify_dsn=config.database_notify,
+                prepared_statements=config.database_prepared_statements == "on",
             )
         data_dir = config.data_dir
         write_buffer_bytes = config.write_buffer_mb * 2**20

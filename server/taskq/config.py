@@ -38,6 +38,12 @@ class Config:
     #: often, seconds, in case a notification was missed (while the listening connection was
     #: being re-established). Lower costs idle queries; higher delays a wake-up that was missed.
     database_poll_interval_seconds: float = 2.0
+    #: Where the server LISTENs for other servers' wake-ups, if not `database`: LISTEN needs a
+    #: session of its own, which a transaction-mode connection pooler (PgBouncer) cannot give.
+    database_notify: str | None = None
+    #: Server-side prepared statements ("on" or "off"; psycopg prepares a statement after 5
+    #: runs). "off" behind a transaction-mode PgBouncer older than 1.21.
+    database_prepared_statements: str = "on"
     #: fsync: an answered write survives power loss (default). nosync: it survives a crash of
     #: the process but not of the machine; faster.
     durability: str = "fsync"
@@ -102,6 +108,10 @@ class Config:
             raise ConfigError("database must be a PostgreSQL connection string when given")
         if not 2 <= self.database_pool_size <= 500:
             raise ConfigError("database_pool_size must be between 2 and 500")
+        if self.database_prepared_statements not in ("on", "off"):
+            raise ConfigError(
+                f"database_prepared_statements must be on or off, not {self.database_prepared_statements!r}"
+            )
         if not 0.01 <= self.database_poll_interval_seconds <= 3600:
             raise ConfigError("database_poll_interval_seconds must be between 0.01 and 3600")
         if self.min_free_disk_mb < 0:

@@ -27,6 +27,10 @@ def add_parser(subparsers) -> None:
                         "any number of servers may share it")
     parser.add_argument("--database-pool-size", dest="database_pool_size", type=int,
                         help="connections to PostgreSQL per server (default 16)")
+    parser.add_argument("--database-notify", dest="database_notify",
+                        help="connection string for LISTEN/NOTIFY when --database goes through a transaction pooler")
+    parser.add_argument("--database-prepared-statements", dest="database_prepared_statements", choices=("on", "off"),
+                        help="server-side prepared statements (default on; off behind PgBouncer < 1.21 in transaction mode)")
     parser.add_argument("--database-poll-interval-seconds", dest="database_poll_interval_seconds", type=float,
                         help="with --database: waiters look for work at least this often even without a "
                         "notification from another server (default 2)")

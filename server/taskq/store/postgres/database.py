@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,8 +67,15 @@ class PgDatabase:
         listener: Listener | None = None,
         pool_size: int = 16,
         poll_interval_s: float = 2.0,
+        *,
+        notify_dsn: str | None = None,
+        prepared_statements: bool = True,
     ) -> None:
         self._dsn = dsn
+        #: LISTEN needs a session of its own: behind a transaction-mode pooler, point this at
+        #: the database directly (docs/postgres.md).
+        self._notify_dsn = notify_dsn or dsn
+        self._prepared = prepared_statements
         self.poll_interval_s = poll_interval_s
         self._durability = durability
         self._pool_size = pool_size
@@ -77,7 +86,7 @@ class PgDatabase:
         self.notifier: Notifier | None = None
         self.listener = listener
         #: The holder id this server uses for leadership rows.
-        self.server_id = f"{__import__('socket').gethostname()}-{__import__('os').getpid()}-{random.getrandbits(32):08x}"
+        self.server_id = f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(32):08x}"
         self.space: DiskSpace | None = None  # no local disk to watch
 
     @property
@@ -85,9 +94,12 @@ class PgDatabase:
         return self._failed
 
     async def open(self) -> None:
-        self.store = await asyncio.to_thread(PgStore, self._dsn, pool_size=self._pool_size)
-        self.notifier = Notifier(self._dsn, self._remote_wake)
+        self.store = await asyncio.to_thread(self._open_store)
+        self.notifier = Notifier(self._notify_dsn, self._remote_wake)
         await self.notifier.start()
+
+    def _open_store(self) -> PgStore:
+        return PgStore(self._dsn, pool_size=self._pool_size, prepared_statements=self._prepared)
 
     async def close(self) -> None:
         self._closing = True
@@ -102,7 +114,7 @@ class PgDatabase:
         """After a failure: succeeds once the database answers again."""
         store = self.store
         if store is None:
-            self.store = await asyncio.to_thread(PgStore, self._dsn, pool_size=self._pool_size)
+            self.store = await asyncio.to_thread(self._open_store)
         else:
             await asyncio.to_thread(store.check)
         self._failed = None

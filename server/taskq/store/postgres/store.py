@@ -103,7 +103,10 @@ class _Pooled:
 class PgStore(PgReader):
     """A Store on a PostgreSQL database. See store/base.py for the contract."""
 
-    def __init__(self, dsn: str, *, pool_size: int = 16, migrate_schema: bool = True, faults: Faults | None = None) -> None:
+    def __init__(
+        self, dsn: str, *, pool_size: int = 16, migrate_schema: bool = True, faults: Faults | None = None,
+        prepared_statements: bool = True,
+    ) -> None:
         self.faults = faults or Faults()
         self._dsn = dsn
         try:
@@ -112,7 +115,11 @@ class PgStore(PgReader):
                     migrate(conn)
             self._pool = ConnectionPool(
                 dsn, min_size=min(2, pool_size), max_size=pool_size, open=True, timeout=10,
-                kwargs={"autocommit": False, "connect_timeout": 10}, name="taskq",
+                # Behind a transaction-mode PgBouncer older than 1.21, server-side prepared
+                # statements (psycopg prepares a query run 5 times) must be turned off.
+                kwargs={"autocommit": False, "connect_timeout": 10,
+                        "prepare_threshold": 5 if prepared_statements else None},
+                name="taskq",
             )
             self._pool.wait(timeout=10)
             with self._pool.connection() as conn:
