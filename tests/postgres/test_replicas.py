@@ -27,7 +27,6 @@ import time
 
 import grpc
 import psycopg
-import pytest
 from google.protobuf import duration_pb2
 from replica_support import (
     NOT_SERVING,
@@ -133,10 +132,6 @@ def test_a_rate_limit_holds_across_replicas_in_total_and_their_streams_share_it_
         assert 0.2 <= fraction <= 0.47, f"the stream on replica {index} got {100 * fraction:.1f} % of the tasks"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug left to core/push.py's owner: PushTasks.lease_batch reads the queue's count of leased tasks "
-    "before it locks the queue's bucket row, so dispatches on different replicas that wait on each other decide "
-    "on the same stale count; reading the bucket (the lock) first fixes it"))
 def test_a_concurrency_cap_holds_across_replicas(replicas):
     """max_concurrent_dispatches 6, three replicas whose streams could take 4 each at once: the
     tasks being worked on at any moment, counted by the workers from a handler's start to its

@@ -130,9 +130,12 @@ class PushTasks:
             queue = push_queue(txn, queue_id)
             if queue.state is QueueState.PAUSED:
                 return Batch([], 0, Limit.PAUSED)
+            # The bucket first: on a shared database reading it locks it, so the queue's dispatches
+            # take turns from here and the leased count read next includes every earlier one.
+            stored_bucket = txn.bucket(queue)
             now_us = self._clock.now_us()
             room = queue.max_concurrent_dispatches - txn.counters(queue).leased
-            bucket = TokenBucket(queue.max_dispatches_per_second, queue.burst_size, now_us, txn.bucket(queue))
+            bucket = TokenBucket(queue.max_dispatches_per_second, queue.burst_size, now_us, stored_bucket)
             tokens = bucket.available(now_us)
             allowed = max(0, min(wanted, room, tokens))
             limit = Limit.WANTED

@@ -26,8 +26,10 @@ CHANNEL = "taskq_wake"
 DEBOUNCE_S = 0.005
 #: NOTIFY payloads must stay under 8000 bytes.
 MAX_PAYLOAD = 7000
-#: After a connection failure, try again after this long (seconds), doubling up to a minute.
+#: After a connection failure, try again after this long (seconds), doubling up to RETRY_MAX_S:
+#: short, since until the listener is back wake-ups from other servers wait for the poll.
 RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
 
 
 class Notifier:
@@ -78,7 +80,7 @@ class Notifier:
                 self.listening.clear()
                 log.warning("listening for wake-ups failed (again in %.1f s): %s", delay, error)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+                delay = min(delay * 2, RETRY_MAX_S)
 
     async def _send(self) -> None:
         delay = RETRY_FIRST_S
@@ -102,7 +104,7 @@ class Notifier:
                     await conn.close()
                 conn = None
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+                delay = min(delay * 2, RETRY_MAX_S)
         if conn is not None:
             await conn.close()
 
