@@ -232,7 +232,7 @@ func TestRetryBackoffWaitsWithFullJitterUpToTheBudget(t *testing.T) {
 	unavailable := status.Error(codes.Unavailable, "down")
 	var waits []time.Duration
 	for {
-		wait, ok := b.next(unavailable)
+		wait, ok := b.next(context.Background(), unavailable)
 		if !ok {
 			break
 		}
@@ -249,7 +249,7 @@ func TestRetryBackoffWaitsWithFullJitterUpToTheBudget(t *testing.T) {
 			t.Errorf("wait %d = %v, want %v ms", i, waits[i], want[i])
 		}
 	}
-	if _, ok := b.next(status.Error(codes.InvalidArgument, "bad")); ok {
+	if _, ok := b.next(context.Background(), status.Error(codes.InvalidArgument, "bad")); ok {
 		t.Error("INVALID_ARGUMENT would be retried")
 	}
 }
@@ -264,12 +264,31 @@ func TestRetryBackoffHonoursRetryInfoAndTheDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if wait, ok := b.next(starting.Err()); !ok || wait != time.Second {
+		if wait, ok := b.next(context.Background(), starting.Err()); !ok || wait != time.Second {
 			t.Fatalf("wait = %v, %v; want the server's 1 s", wait, ok)
 		}
 		now = now.Add(time.Second)
 	}
-	if wait, ok := b.next(starting.Err()); ok {
+	if wait, ok := b.next(context.Background(), starting.Err()); ok {
 		t.Errorf("wait = %v ending past the call's deadline", wait)
+	}
+}
+
+func TestRetryBackoffRetriesACanceledTheCallerDidNotCause(t *testing.T) {
+	// A server stopping gracefully cancels the calls it has not yet handed to its application.
+	canceled := status.Error(codes.Canceled, "server shutting down")
+	b := newRetryBackoff(CallRetry{}.withDefaults(), time.Time{})
+	b.random = func() float64 { return 1 }
+	if wait, ok := b.next(context.Background(), canceled); !ok || wait != 100*time.Millisecond {
+		t.Errorf("CANCELLED with a live context: wait = %v, %v; want a retry after 100 ms", wait, ok)
+	}
+	// The caller's own cancellation: its context is done.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if wait, ok := newRetryBackoff(CallRetry{}.withDefaults(), time.Time{}).next(ctx, canceled); ok {
+		t.Errorf("CANCELLED after the caller cancelled would be retried after %v", wait)
+	}
+	if !retried(ctx, status.Error(codes.Unavailable, "down")) || retried(context.Background(), status.Error(codes.DeadlineExceeded, "late")) {
+		t.Error("retried: UNAVAILABLE is retried whatever the context, DEADLINE_EXCEEDED never")
 	}
 }

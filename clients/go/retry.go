@@ -10,13 +10,19 @@ package taskq
 //     starts at InitialBackoff and doubles up to MaxBackoff, so that many clients coming back
 //     after a restart spread out; a RetryInfo the server sends (1 s while it starts) is
 //     honoured: the wait is at least that long;
-//   - a call stops retrying Budget (default 15 s) after its first UNAVAILABLE, and never waits
-//     past its context's deadline, which covers every attempt; the last UNAVAILABLE is
-//     returned then;
+//   - a call stops retrying Budget (default 15 s) after its first UNAVAILABLE (or CANCELLED
+//     the caller did not cause, see below), and never waits past its context's deadline,
+//     which covers every attempt; the last UNAVAILABLE is returned then;
 //   - every attempt sends the same request message, so a create carries the same request_id
 //     on every attempt: it is chosen once, when the request is built, before the first one.
 //
-// Only UNAVAILABLE is retried. DEADLINE_EXCEEDED is not: the context's deadline covers all
+// A CANCELLED the caller did not cause is retried exactly like UNAVAILABLE: a server that
+// stops gracefully cancels the calls it has received but not yet handed to its application, so
+// a restart shows it too. The caller's own cancellation is not retried: the call's context is
+// done then (ctx.Err() != nil), or the connection was closed (by Client.Close, or by the owner
+// of a connection given to NewClient).
+//
+// Only these are retried. DEADLINE_EXCEEDED is not: the context's deadline covers all
 // attempts, so once an attempt hits it the call has no time left. StreamTasks is not retried
 // here: the Worker subscribes again on its own.
 //
@@ -55,6 +61,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	taskqv1 "github.com/taskq/taskq/clients/go/gen/taskq/v1"
@@ -146,10 +153,23 @@ func newRetryBackoff(policy CallRetry, deadline time.Time) *retryBackoff {
 		now: time.Now, random: rand.Float64}
 }
 
-// next is how long to wait before the next attempt after err; false when err is not retried
-// or no attempt fits in the budget any more: then return err.
-func (b *retryBackoff) next(err error) (time.Duration, bool) {
-	if status.Code(err) != codes.Unavailable {
+// retried reports whether an attempt of a call made with ctx that failed with err is made
+// again: on UNAVAILABLE, and on a CANCELLED the caller did not cause (its context is not done;
+// a server stopping gracefully cancels the calls it has not yet handled).
+func retried(ctx context.Context, err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return true
+	case codes.Canceled:
+		return ctx.Err() == nil
+	}
+	return false
+}
+
+// next is how long to wait before the next attempt of a call made with ctx, after err; false
+// when err is not retried or no attempt fits in the budget any more: then return err.
+func (b *retryBackoff) next(ctx context.Context, err error) (time.Duration, bool) {
+	if !retried(ctx, err) {
 		return 0, false
 	}
 	now := b.now()
@@ -167,7 +187,7 @@ func (b *retryBackoff) next(err error) (time.Duration, bool) {
 		}
 	}
 	// An attempt that could only start at the deadline would fail with DEADLINE_EXCEEDED and
-	// hide the UNAVAILABLE that says what is wrong.
+	// hide the UNAVAILABLE (or CANCELLED) that says what is wrong.
 	if !now.Add(wait).Before(b.giveUpAt) {
 		return 0, false
 	}
@@ -183,6 +203,12 @@ type retryingConn struct {
 	closed <-chan struct{}
 }
 
+// shutDown reports whether the connection was closed, which cancels its calls.
+func (c *retryingConn) shutDown() bool {
+	conn, ok := c.ClientConnInterface.(interface{ GetState() connectivity.State })
+	return ok && conn.GetState() == connectivity.Shutdown
+}
+
 func (c *retryingConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	// args is the same message on every attempt: a create keeps its request_id.
 	err := c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
@@ -192,7 +218,10 @@ func (c *retryingConn) Invoke(ctx context.Context, method string, args, reply an
 	deadline, _ := ctx.Deadline()
 	backoff := newRetryBackoff(c.policy, deadline)
 	for {
-		wait, ok := backoff.next(err)
+		if status.Code(err) == codes.Canceled && c.shutDown() {
+			return err // the connection's owner closed it: the caller's own cancellation
+		}
+		wait, ok := backoff.next(ctx, err)
 		if !ok {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	taskq "github.com/taskq/taskq/clients/go"
@@ -22,11 +23,12 @@ import (
 // policy used to cover.
 const downtime = 2 * time.Second
 
-// flakyTaskService answers UNAVAILABLE to the first `failures` calls of each method, and
-// records the request_id of every CreateTask attempt.
+// flakyTaskService answers UNAVAILABLE (or `code`, when set) to the first `failures` calls of
+// each method, and records the request_id of every CreateTask attempt.
 type flakyTaskService struct {
 	taskqv1.UnimplementedTaskServiceServer
 	failures int
+	code     codes.Code
 
 	mu         sync.Mutex
 	calls      map[string]int
@@ -38,6 +40,9 @@ func (s *flakyTaskService) fail(method string) error {
 	defer s.mu.Unlock()
 	s.calls[method]++
 	if s.calls[method] <= s.failures {
+		if s.code != codes.OK {
+			return status.Error(s.code, "failing on purpose")
+		}
 		return status.Error(codes.Unavailable, "starting up")
 	}
 	return nil
@@ -103,6 +108,71 @@ func TestUnaryCallsRetryUnavailable(t *testing.T) {
 	_, err = stream.Recv()
 	if calls, _ := fake.snapshot(); status.Code(err) != codes.Unavailable || calls["StreamTasks"] != 1 {
 		t.Errorf("StreamTasks = %v after %d calls, want UNAVAILABLE at once (no retry)", err, calls["StreamTasks"])
+	}
+}
+
+// serveFake serves service on a free local port until the test ends; returns its address.
+func serveFake(t *testing.T, service taskqv1.TaskServiceServer) string {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcServer := grpc.NewServer()
+	taskqv1.RegisterTaskServiceServer(grpcServer, service)
+	go func() { _ = grpcServer.Serve(listener) }()
+	t.Cleanup(grpcServer.Stop)
+	return listener.Addr().String()
+}
+
+// TestUnaryCallsRetryACanceledTheCallerDidNotCause: a server stopping gracefully cancels the
+// calls it has received but not yet handled (the real server cannot be made to on cue, so a
+// Go server answers CANCELLED instead). The client retries them as UNAVAILABLE, with the same
+// request; without retries the CANCELLED is returned.
+func TestUnaryCallsRetryACanceledTheCallerDidNotCause(t *testing.T) {
+	fake := &flakyTaskService{failures: 2, code: codes.Canceled, calls: map[string]int{}}
+	address := serveFake(t, fake)
+	client, err := taskq.Dial(testContext(t), address, taskq.WithoutBatching(),
+		taskq.WithRetry(taskq.CallRetry{InitialBackoff: 10 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	task, err := client.CreateTask(testContext(t), "q", taskq.TaskSpec{Payload: []byte("x")})
+	if err != nil || task.GetName() != "queues/q/tasks/t" {
+		t.Fatalf("CreateTask = %v, %v; want success after the retries", task, err)
+	}
+	if _, ids := fake.snapshot(); len(ids) != 3 || ids[0] == "" || ids[1] != ids[0] || ids[2] != ids[0] {
+		t.Errorf("request ids of the attempts = %q, want 3 attempts with one non-empty id", ids)
+	}
+
+	once := &flakyTaskService{failures: 1, code: codes.Canceled, calls: map[string]int{}}
+	plain, err := taskq.Dial(testContext(t), serveFake(t, once), taskq.WithoutBatching(), taskq.WithoutRetry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := plain.CreateTask(testContext(t), "q", taskq.TaskSpec{Payload: []byte("x")}); taskq.CodeOf(err) != codes.Canceled {
+		t.Errorf("without retries CreateTask = %v, want CANCELLED", err)
+	}
+}
+
+// TestACallWhoseConnectionItsOwnerClosesIsNotRetried: closing a connection cancels its calls;
+// that CANCELLED is the caller's own, so it is returned at once, not retried for the budget.
+func TestACallWhoseConnectionItsOwnerClosesIsNotRetried(t *testing.T) {
+	fake := &flakyTaskService{failures: 1 << 30, code: codes.Canceled, calls: map[string]int{}}
+	conn, err := grpc.NewClient(serveFake(t, fake), append(taskq.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := taskq.NewClient(conn, taskq.WithoutBatching(),
+		taskq.WithRetry(taskq.CallRetry{InitialBackoff: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}))
+	closer := time.AfterFunc(500*time.Millisecond, func() { _ = conn.Close() })
+	defer closer.Stop()
+	started := time.Now()
+	_, err = client.CreateTask(testContext(t), "q", taskq.TaskSpec{Payload: []byte("x")})
+	if taskq.CodeOf(err) != codes.Canceled || time.Since(started) > 5*time.Second {
+		t.Errorf("CreateTask = %v after %v, want CANCELLED soon after the connection closed", err, time.Since(started))
 	}
 }
 

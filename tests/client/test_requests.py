@@ -10,6 +10,7 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from taskq.client import (
+    Cancelled,
     FailedPrecondition,
     InvalidArgument,
     LeaseLost,
@@ -19,7 +20,7 @@ from taskq.client import (
     from_status,
     requests,
 )
-from taskq.client.call_retry import Backoff, CallRetry, may_resend
+from taskq.client.call_retry import Backoff, CallRetry, is_retried, may_resend
 from taskq.client.channel import channel_options
 from taskq.client.names import queue_name, task_name_in
 from taskq.client.times import to_duration
@@ -169,3 +170,16 @@ def test_backoff_honours_retry_info_and_the_call_deadline():
 def test_backoff_gives_up_at_once_on_other_errors_or_when_retries_are_off():
     assert Backoff(CallRetry(), None).next_wait(InvalidArgument("bad")) is None
     assert Backoff(CallRetry(budget=0), None).next_wait(Unavailable("down")) is None
+
+
+def test_a_cancelled_the_caller_did_not_cause_is_retried_like_unavailable():
+    # A server stopping gracefully cancels the calls it has not yet handed to its application.
+    clock = _Clock()
+    backoff = Backoff(CallRetry(budget=5), None, clock=clock, rand=lambda: 1.0)
+    assert backoff.next_wait(Cancelled("server shutting down")) == pytest.approx(0.1)
+    assert is_retried(Cancelled("server shutting down"))
+    # The caller's own cancellation (its client was closed) is not.
+    assert Backoff(CallRetry(), None).next_wait(Cancelled("closed"), cancelled_by_caller=True) is None
+    assert not is_retried(Cancelled("closed"), cancelled_by_caller=True)
+    assert is_retried(Unavailable("down"), cancelled_by_caller=True)
+    assert Backoff(CallRetry(budget=0), None).next_wait(Cancelled("server shutting down")) is None

@@ -166,7 +166,9 @@ export class RetryBackoff {
  * connection with RST_STREAM CANCEL (Connect: CANCELED), or the socket fails with ECONNRESET,
  * or the stream is destroyed (Connect: ABORTED, with Node's error as the cause). The caller did
  * not cancel, and the server may or may not have done the work: exactly UNAVAILABLE, which
- * `retryUnavailable` retries. A CANCELED after the caller's own signal aborted stays CANCELED;
+ * `retryUnavailable` retries. So is a CANCELLED status the server sent: a server stopping
+ * gracefully cancels the calls it has received but not yet handled, and a restart must cost
+ * callers only time. A CANCELED after the caller's own signal aborted stays CANCELED;
  * an ABORTED status the server sent (no Node error under it) stays ABORTED.
  */
 export function brokenConnectionIsUnavailable(): Interceptor {

@@ -99,15 +99,24 @@ class AsyncClient:
         # As Client._call: one deadline for all the attempts, the same request on each.
         deadline = None if self.timeout is None else time.monotonic() + self.timeout + extra_time
         backoff = Backoff(self.call_retry, deadline) if self.call_retry and may_resend(request) else None
+        failure: grpc.aio.AioRpcError | None = None  # the attempt being retried
         while True:
             timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
                 return await method(request, timeout=timeout)
             except grpc.aio.AioRpcError as rpc_error:
                 failure, error = rpc_error, from_rpc_error(rpc_error)
+            except grpc.aio.UsageError:
+                # The channel given to this client was closed by its owner: the failure being
+                # retried is the answer, not this.
+                if failure is None:
+                    raise
+                raise error from failure
             # Outside the except block, so that cancelling the caller's task during the wait
-            # raises CancelledError alone, not chained to the failed attempt.
-            wait = None if backoff is None else backoff.next_wait(error)
+            # raises CancelledError alone, not chained to the failed attempt. The caller's own
+            # cancellation raises CancelledError, never a CANCELLED status, so a CANCELLED is
+            # retried unless this client was closed.
+            wait = None if backoff is None else backoff.next_wait(error, cancelled_by_caller=self._closed)
             if wait is None:
                 raise error from failure
             await asyncio.sleep(wait)

@@ -8,14 +8,21 @@ after a wait, until it gets another answer or the retry budget is spent:
   at `initial_backoff` and doubles up to `max_backoff`, so that many clients coming back
   after a restart spread out; a `RetryInfo` the server sends (it asks for 1 s while starting)
   is honoured: the wait is at least that long;
-- a call stops retrying `budget` seconds (default 15) after its first UNAVAILABLE, and never
-  waits past its own deadline (the client's `timeout`), which covers every attempt; the last
-  UNAVAILABLE is raised then;
+- a call stops retrying `budget` seconds (default 15) after its first UNAVAILABLE (or
+  CANCELLED the caller did not cause, see below), and never waits past its own deadline (the
+  client's `timeout`), which covers every attempt; the last UNAVAILABLE is raised then;
 - every attempt resends the same request message, so a create carries the same `request_id`
   on every attempt: the request id is chosen once, when the request is built, before the
   first attempt.
 
-Only UNAVAILABLE is retried. DEADLINE_EXCEEDED is not: the deadline covers all attempts, so
+A CANCELLED the caller did not cause is retried exactly like UNAVAILABLE: a server that stops
+gracefully cancels the calls it has received but not yet handed to its application, so a
+restart shows it too. The caller's own cancellations are not retried: a blocking call of
+`Client` cannot be cancelled locally (only `Client.close()`, or closing the channel given to
+it, cancels it, and neither is retried), and cancelling an `AsyncClient` call raises
+asyncio.CancelledError, not a status.
+
+Only these are retried. DEADLINE_EXCEEDED is not: the deadline covers all attempts, so
 once an attempt hits it the call has no time left. Streams (StreamTasks) are not retried here:
 the workers subscribe again on their own.
 
@@ -57,7 +64,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 
-from taskq.client.errors import TaskqError, Unavailable
+from taskq.client.errors import Cancelled, TaskqError, Unavailable
 from taskq.v1 import queue_service_pb2, task_service_pb2
 
 #: Each wait's ceiling is this many times the previous one (until `max_backoff`).
@@ -105,6 +112,14 @@ def may_resend(request: Message) -> bool:
     return not isinstance(request, queue_service_pb2.PurgeQueueRequest)
 
 
+def is_retried(error: TaskqError, *, cancelled_by_caller: bool = False) -> bool:
+    """Whether a failed attempt is made again: UNAVAILABLE, or a CANCELLED the caller did not
+    cause (a server stopping gracefully cancels the calls it has not yet handled)."""
+    if isinstance(error, Unavailable):
+        return True
+    return isinstance(error, Cancelled) and not cancelled_by_caller
+
+
 class Backoff:
     """The waits between the attempts of one call.
 
@@ -120,10 +135,13 @@ class Backoff:
         self._ceiling = policy.initial_backoff
         self._give_up_at: float | None = None
 
-    def next_wait(self, error: TaskqError) -> float | None:
+    def next_wait(self, error: TaskqError, *, cancelled_by_caller: bool = False) -> float | None:
         """Seconds to wait before the next attempt, after `error`; None when the error is not
-        retried or no attempt fits in the budget any more: then raise it."""
-        if not isinstance(error, Unavailable) or not self._policy.enabled:
+        retried or no attempt fits in the budget any more: then raise it.
+
+        `cancelled_by_caller` says that the caller ended the call (its client was closed): a
+        CANCELLED is then not retried."""
+        if not is_retried(error, cancelled_by_caller=cancelled_by_caller) or not self._policy.enabled:
             return None
         now = self._clock()
         if self._give_up_at is None:
@@ -135,10 +153,10 @@ class Backoff:
         if error.retry_delay is not None:
             wait = max(wait, error.retry_delay)
         # An attempt that could only start at the deadline would fail with DEADLINE_EXCEEDED
-        # and hide the UNAVAILABLE that says what is wrong.
+        # and hide the UNAVAILABLE (or CANCELLED) that says what is wrong.
         if now + wait >= self._give_up_at:
             return None
         return wait
 
 
-__all__ = ["BACKOFF_MULTIPLIER", "DEFAULT_CALL_RETRY", "Backoff", "CallRetry", "may_resend"]
+__all__ = ["BACKOFF_MULTIPLIER", "DEFAULT_CALL_RETRY", "Backoff", "CallRetry", "is_retried", "may_resend"]

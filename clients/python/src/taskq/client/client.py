@@ -60,8 +60,9 @@ class Client:
         batching: how `create_task` calls made close together (from several threads) are
             coalesced into one BatchCreateTasks per queue; `BatchSettings(max_delay=0)` or None
             sends each create on its own.
-        call_retry: how calls failing with UNAVAILABLE are retried (by default for up to 15 s,
-            see `taskq.client.call_retry`); None turns retries off.
+        call_retry: how calls failing with UNAVAILABLE, or with a CANCELLED the caller did not
+            cause, are retried (by default for up to 15 s, see `taskq.client.call_retry`); None
+            turns retries off.
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class Client:
         # One deadline for all the attempts: the caller's timeout bounds the call, retries included.
         deadline = None if self.timeout is None else time.monotonic() + self.timeout + extra_time
         backoff = Backoff(self.call_retry, deadline) if self.call_retry and may_resend(request) else None
+        failed: tuple[TaskqError, grpc.RpcError] | None = None  # the attempt being retried
         while True:
             timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
@@ -125,9 +127,19 @@ class Client:
                 return method(request, timeout=timeout)
             except grpc.RpcError as rpc_error:
                 error = from_rpc_error(rpc_error)
-                wait = None if backoff is None else backoff.next_wait(error)
+                # A blocking call cannot be cancelled locally: only close() (or closing the
+                # channel, below) cancels it.
+                wait = None if backoff is None else backoff.next_wait(
+                    error, cancelled_by_caller=self._closed.is_set())
                 if wait is None or self._closed.wait(wait):
                     raise error from rpc_error
+                failed = (error, rpc_error)
+            except ValueError:
+                # The channel given to this client was closed by its owner (which cancels the
+                # calls in progress): the failure being retried is the answer, not this.
+                if failed is None:
+                    raise
+                raise failed[0] from failed[1]
 
     def _pages(self, method: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
         # A page may be short or even empty while more remain (the server bounds each scan),

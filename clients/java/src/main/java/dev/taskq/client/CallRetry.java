@@ -18,15 +18,22 @@ import java.util.Objects;
  *       starts at {@code initialBackoff} and doubles up to {@code maxBackoff}, so that many
  *       clients coming back after a restart spread out; a {@code RetryInfo} the server sends (1 s
  *       while it starts) is honoured: the wait is at least that long;
- *   <li>a call stops retrying {@code budget} (default 15 s) after its first UNAVAILABLE, and
- *       never waits past its own deadline ({@link TaskqClient.Builder#timeout}), which covers
- *       every attempt; the last UNAVAILABLE is thrown then;
+ *   <li>a call stops retrying {@code budget} (default 15 s) after its first UNAVAILABLE (or
+ *       CANCELLED the caller did not cause, see below), and never waits past its own deadline
+ *       ({@link TaskqClient.Builder#timeout}), which covers every attempt; the last UNAVAILABLE
+ *       is thrown then;
  *   <li>every attempt sends the same request message, so a create carries the same
  *       {@code request_id} on every attempt: it is chosen once, when the request is completed,
  *       before the first one.
  * </ul>
  *
- * <p>Only UNAVAILABLE is retried. DEADLINE_EXCEEDED is not: the deadline covers all attempts,
+ * <p>A CANCELLED the caller did not cause is retried exactly like UNAVAILABLE: a server that
+ * stops gracefully cancels the calls it has received but not yet handed to its application, so
+ * a restart shows it too. The caller's own cancellation is not retried: it cancelled the call's
+ * {@link io.grpc.Context}, interrupted the thread of a sync call, or cancelled the future of an
+ * async one.
+ *
+ * <p>Only these are retried. DEADLINE_EXCEEDED is not: the deadline covers all attempts,
  * so once an attempt hits it the call has no time left. StreamTasks is not retried: the
  * {@link Worker} subscribes again on its own.
  *

@@ -29,11 +29,23 @@ final class RetryBackoff {
   }
 
   /**
-   * Nanoseconds to wait before the next attempt after {@code error}; {@link #GIVE_UP} when it is
-   * not retried or no attempt fits in the budget any more: then throw it.
+   * Whether an attempt that failed with {@code code} is made again: on UNAVAILABLE, and on a
+   * CANCELLED the caller did not cause (a server stopping gracefully cancels the calls it has
+   * not yet handled). {@code cancelledByCaller}: the caller's {@link io.grpc.Context} was
+   * cancelled, its thread interrupted, or its future cancelled.
    */
-  long nextWaitNanos(TaskqException error) {
-    if (error.code() != Status.Code.UNAVAILABLE || !policy.isEnabled()) {
+  static boolean retried(Status.Code code, boolean cancelledByCaller) {
+    return code == Status.Code.UNAVAILABLE
+        || (code == Status.Code.CANCELLED && !cancelledByCaller);
+  }
+
+  /**
+   * Nanoseconds to wait before the next attempt after {@code error}; {@link #GIVE_UP} when it is
+   * not retried or no attempt fits in the budget any more: then throw it. {@code
+   * cancelledByCaller} says that the caller cancelled the call: a CANCELLED is then not retried.
+   */
+  long nextWaitNanos(TaskqException error, boolean cancelledByCaller) {
+    if (!retried(error.code(), cancelledByCaller) || !policy.isEnabled()) {
       return GIVE_UP;
     }
     long now = clock.getAsLong();
@@ -49,7 +61,7 @@ final class RetryBackoff {
       wait = Math.max(wait, asked.get().toNanos());
     }
     // An attempt that could only start at the deadline would fail with DEADLINE_EXCEEDED and
-    // hide the UNAVAILABLE that says what is wrong.
+    // hide the UNAVAILABLE (or CANCELLED) that says what is wrong.
     return now + wait >= giveUpAtNanos ? GIVE_UP : wait;
   }
 }

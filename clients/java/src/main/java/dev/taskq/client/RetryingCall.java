@@ -2,6 +2,7 @@ package dev.taskq.client;
 
 import io.grpc.CallOptions;
 import io.grpc.Channel;
+import io.grpc.Context;
 import io.grpc.MethodDescriptor;
 import io.grpc.stub.ClientCalls;
 import java.util.concurrent.CompletableFuture;
@@ -11,7 +12,8 @@ import java.util.function.BooleanSupplier;
 /**
  * One asynchronous unary call and its retries (see {@link CallRetry}): completes with the
  * response, or exceptionally with a {@link TaskqException}; cancelling it cancels the attempt
- * in progress, or the next one.
+ * in progress, or the next one. Every attempt runs in the caller's {@link Context}: cancelling
+ * it cancels the call too.
  *
  * <p>Waits between attempts run on the JDK's shared delayed executor rather than the client's
  * timer, so that closing the client never strands a call between two attempts: the attempt due
@@ -29,6 +31,8 @@ final class RetryingCall<Q, S> extends CompletableFuture<S> {
   /** Runs before each retry (the client makes its channel reconnect at once). */
   private final Runnable beforeRetry;
   private final BooleanSupplier clientClosed;
+  /** The caller's, current when the call was made. */
+  private final Context context = Context.current();
   private volatile UnaryFuture<Q, S> attempt;
 
   RetryingCall(Channel channel, MethodDescriptor<Q, S> method, Q request, CallOptions options,
@@ -58,9 +62,10 @@ final class RetryingCall<Q, S> extends CompletableFuture<S> {
         return;
       }
       TaskqException failure = TaskqException.from(error);
+      // A CANCELLED is the caller's own when it cancelled this future or its Context.
       long waitNanos = backoff == null || isDone() || clientClosed.getAsBoolean()
           ? RetryBackoff.GIVE_UP
-          : backoff.nextWaitNanos(failure);
+          : backoff.nextWaitNanos(failure, context.isCancelled());
       if (waitNanos == RetryBackoff.GIVE_UP) {
         completeExceptionally(failure);
         return;
@@ -74,7 +79,7 @@ final class RetryingCall<Q, S> extends CompletableFuture<S> {
           return;
         }
         beforeRetry.run();
-        attempt();
+        context.run(this::attempt); // gRPC binds a call to the Context current when it is made
       });
     });
   }

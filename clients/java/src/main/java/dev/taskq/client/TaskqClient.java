@@ -37,6 +37,7 @@ import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
 import io.grpc.ClientInterceptor;
 import io.grpc.ClientInterceptors;
+import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -685,7 +686,13 @@ public final class TaskqClient implements AutoCloseable {
       } catch (StatusRuntimeException error) {
         failure = TaskqException.from(error);
       }
-      long waitNanos = backoff == null ? RetryBackoff.GIVE_UP : backoff.nextWaitNanos(failure);
+      // The caller cancels a blocking call through its Context or by interrupting its thread
+      // (gRPC then cancels the call, throws CANCELLED and interrupts the thread again).
+      boolean cancelledByCaller =
+          Context.current().isCancelled() || Thread.currentThread().isInterrupted();
+      long waitNanos = backoff == null
+          ? RetryBackoff.GIVE_UP
+          : backoff.nextWaitNanos(failure, cancelledByCaller);
       if (waitNanos == RetryBackoff.GIVE_UP || retriesStopped.get()) {
         throw failure;
       }

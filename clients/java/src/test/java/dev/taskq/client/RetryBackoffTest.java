@@ -37,14 +37,14 @@ class RetryBackoffTest {
     RetryBackoff backoff = new RetryBackoff(policy, null, () -> now, () -> 1.0);
     List<Long> waits = new ArrayList<>();
     long wait;
-    while ((wait = backoff.nextWaitNanos(unavailable(null))) != RetryBackoff.GIVE_UP) {
+    while ((wait = backoff.nextWaitNanos(unavailable(null), false)) != RetryBackoff.GIVE_UP) {
       waits.add(wait / 1_000_000);
       now += wait;
     }
     // Ceilings double from 100 ms up to 1 s, until a wait would end past the 5 s budget.
     assertEquals(List.of(100L, 200L, 400L, 800L, 1000L, 1000L, 1000L), waits);
     RetryBackoff low = new RetryBackoff(policy, null, () -> now, () -> 0.0);
-    assertEquals(0, low.nextWaitNanos(unavailable(null)), "full jitter: anywhere from 0 up");
+    assertEquals(0, low.nextWaitNanos(unavailable(null), false), "full jitter: anywhere from 0 up");
   }
 
   @Test
@@ -52,11 +52,11 @@ class RetryBackoffTest {
     RetryBackoff backoff =
         new RetryBackoff(CallRetry.DEFAULT, now + 2_500_000_000L, () -> now, () -> 0.0);
     for (int i = 0; i < 2; i++) {
-      long wait = backoff.nextWaitNanos(unavailable(Duration.ofSeconds(1)));
+      long wait = backoff.nextWaitNanos(unavailable(Duration.ofSeconds(1)), false);
       assertEquals(1_000_000_000L, wait, "the server's 1 s");
       now += wait;
     }
-    assertEquals(RetryBackoff.GIVE_UP, backoff.nextWaitNanos(unavailable(Duration.ofSeconds(1))));
+    assertEquals(RetryBackoff.GIVE_UP, backoff.nextWaitNanos(unavailable(Duration.ofSeconds(1)), false));
   }
 
   @Test
@@ -64,9 +64,23 @@ class RetryBackoffTest {
     TaskqException invalid = TaskqException.fromStatus(com.google.rpc.Status.newBuilder()
         .setCode(Status.Code.INVALID_ARGUMENT.value()).setMessage("bad").build());
     assertEquals(RetryBackoff.GIVE_UP,
-        new RetryBackoff(CallRetry.DEFAULT, null, () -> now, () -> 0.5).nextWaitNanos(invalid));
+        new RetryBackoff(CallRetry.DEFAULT, null, () -> now, () -> 0.5).nextWaitNanos(invalid, false));
     RetryBackoff disabled = new RetryBackoff(CallRetry.DISABLED, null, () -> now, () -> 0.5);
-    assertEquals(RetryBackoff.GIVE_UP, disabled.nextWaitNanos(unavailable(null)));
+    assertEquals(RetryBackoff.GIVE_UP, disabled.nextWaitNanos(unavailable(null), false));
+  }
+
+  @Test
+  void aCancelledTheCallerDidNotCauseIsRetriedLikeUnavailable() {
+    // A server stopping gracefully cancels the calls it has not yet handed to its application.
+    TaskqException cancelled = TaskqException.fromStatus(com.google.rpc.Status.newBuilder()
+        .setCode(Status.Code.CANCELLED.value()).setMessage("server shutting down").build());
+    RetryBackoff backoff = new RetryBackoff(CallRetry.DEFAULT, null, () -> now, () -> 1.0);
+    assertEquals(100_000_000L, backoff.nextWaitNanos(cancelled, false), "retried after 100 ms");
+    // The caller's own cancellation (its Context, thread or future) is not retried.
+    RetryBackoff callerCancelled = new RetryBackoff(CallRetry.DEFAULT, null, () -> now, () -> 1.0);
+    assertEquals(RetryBackoff.GIVE_UP, callerCancelled.nextWaitNanos(cancelled, true));
+    assertTrue(RetryBackoff.retried(Status.Code.UNAVAILABLE, true));
+    assertFalse(RetryBackoff.retried(Status.Code.DEADLINE_EXCEEDED, false));
   }
 
   @Test
