@@ -28,7 +28,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 
@@ -37,8 +37,7 @@ from taskq.store.base import Reader, StoreError
 from taskq.store.database import Change, Durability, Listener, Mutation
 from taskq.store.disk import DiskSpace
 from taskq.store.postgres.notify import Notifier
-from taskq.store.postgres.store import ConflictError, PgStore, QueryError
-from taskq.store.postgres.txn import PgTxn
+from taskq.store.postgres.store import ConflictError, PgStore, QueryError, storage_error
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +194,7 @@ class PgDatabase:
             except BaseException as error:
                 store.discard(txn)
                 if isinstance(error, psycopg.Error):
-                    converted = _converted(error)
+                    converted = storage_error(error)
                     if isinstance(converted, ConflictError) and attempt < MAX_ATTEMPTS:
                         time.sleep(random.uniform(0, 0.002 * attempt))
                         continue
@@ -278,11 +277,3 @@ class PgDatabase:
         if self.listener is not None:
             self.listener.woken(queue_ids)
 
-
-def _converted(error: psycopg.Error) -> StoreError:
-    from taskq.store.postgres.store import storage_error
-
-    return storage_error(error)
-
-
-__all__ = ["PgDatabase", "PgTxn", "Any"]
