@@ -76,7 +76,11 @@ class Gate:
 
     Producers stop creating while `produced - consumed` exceeds `limit`, so a run measures a
     steady state rather than a backlog growing without bound. Counts go to the shared values
-    every `every` items (a shared value costs a lock).
+    every `every` items (a shared value costs a lock); `flush` sends the rest.
+
+    While the gate is closed, one thread (or coroutine) of the process polls the shared counts
+    every millisecond and the others wait for its verdict, so that 32 waiting producers do not
+    spend the CPU the system under test needs.
     """
 
     def __init__(self, produced, consumed, limit: int, every: int = 50) -> None:
@@ -88,6 +92,10 @@ class Gate:
         self._local_consumed = 0
         self._lock = threading.Lock()
         self._open = True
+        self._polling = threading.Lock()
+        self._opened = threading.Event()
+        self._room = None  # asyncio.Event of the current async poller
+        self._poller = None
 
     def room(self) -> bool:
         """Whether a producer may go on (checked from the shared counts, cheaply)."""
@@ -112,21 +120,78 @@ class Gate:
         with self._consumed.get_lock():
             self._consumed.value += count
 
+    def flush(self) -> None:
+        """Sends the counts not sent yet to the shared values."""
+        with self._lock:
+            produced, self._local_produced = self._local_produced, 0
+            consumed, self._local_consumed = self._local_consumed, 0
+        if produced:
+            with self._produced.get_lock():
+                self._produced.value += produced
+        if consumed:
+            with self._consumed.get_lock():
+                self._consumed.value += consumed
+
     def _refresh(self) -> None:
         self._open = self._produced.value - self._consumed.value <= self._limit
+        if self._open:
+            self._opened.set()
+        else:
+            self._opened.clear()
 
     def wait_room(self, deadline: float) -> None:
         """Blocks (a thread) while the backlog is full, up to `deadline`."""
         while not self._open and time.time() < deadline:
-            time.sleep(0.001)
-            self._refresh()
+            if self._polling.acquire(blocking=False):
+                try:
+                    while not self._open and time.time() < deadline:
+                        time.sleep(0.001)
+                        self._refresh()
+                finally:
+                    self._polling.release()
+            else:
+                self._opened.wait(min(0.05, max(0.0, deadline - time.time())))
 
     async def wait_room_async(self, deadline: float) -> None:
         import asyncio
 
-        while not self._open and time.time() < deadline:
-            await asyncio.sleep(0.001)
-            self._refresh()
+        if self._open:
+            return
+        if self._poller is None or self._poller.done():
+            self._room = asyncio.Event()
+            self._poller = asyncio.ensure_future(self._poll_async(self._room, deadline))
+        await self._room.wait()
+
+    async def _poll_async(self, room, deadline: float) -> None:
+        import asyncio
+
+        try:
+            while not self._open and time.time() < deadline:
+                await asyncio.sleep(0.001)
+                self._refresh()
+        finally:
+            room.set()
+
+
+def keep_running(spec: dict, control, end: float, gate: Gate) -> bool:
+    """Whether a worker goes on: until `end`; with spec["drain_s"], until the harness asks it to
+    stop once every task created was handled (and at most drain_s past `end`). Polled every
+    few ms; sends this worker's handled count to the team each time when draining."""
+    drain = spec.get("drain_s")
+    if not drain:
+        return time.time() < end
+    gate.flush()
+    return not control.stop_requested() and time.time() < end + drain
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy so far (all CPUs: /proc/stat less idle and iowait),
+    to see how much of a run's CPU went to processes outside it."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    guest = sum(fields[8:10]) if len(fields) > 9 else 0  # already counted in user and nice
+    return (sum(fields) - idle - guest) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds() -> float:

@@ -322,6 +322,6 @@ def nats_supports_sync_always() -> tuple[bool, str]:
 
 def stop_all() -> None:
     """Stops every server still running (after an error or Ctrl-C)."""
-    for server in _RUNNING:
+    for server in list(_RUNNING):  # each stop() removes its server from the list
         with contextlib.suppress(Exception):
             server.stop()

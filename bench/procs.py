@@ -117,6 +117,20 @@ class Team:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def consumed(self) -> int:
+        """Tasks the members reported handled through their gates (flushed counts)."""
+        return self._consumed.value
+
+    def wait_role(self, role: str, timeout: float) -> list[dict]:
+        """Waits until every member of `role` has returned; their results (the others keep running)."""
+        deadline = time.time() + timeout
+        indexes = [index for index, (member_role, _) in enumerate(self._members) if member_role == role]
+        while any(index not in self._results for index in indexes):
+            kind, index, result, error = self._next(deadline)
+            if kind == "result":
+                self._keep(index, result, error)
+        return [self._results[index] for index in indexes]
+
     def results(self, timeout: float) -> dict[str, list[dict]]:
         """Every member's result, by role; raises ChildFailed if one failed."""
         deadline = time.time() + timeout

@@ -136,7 +136,74 @@ def tables(results: list[dict]) -> str:
                          f"{row['handled']:,}/{row['stored']:,} dispatched"])
         out.append("(f) rate limit: server dispatch times\n" + _table(
             ["case", "system", "rate/s", "error", "burst", "max_burst_size", "note"], body))
+    out.extend(_pg_tables(results))
     return "\n\n".join(out)
+
+
+def _pg_reference(rows: list[dict], case: str) -> dict | None:
+    """taskq with one replica: the row the PostgreSQL ratios are taken from."""
+    return _taskq_row(rows, case, "taskq-pg1")
+
+
+def _pg_setup_line(rows: list[dict]) -> str:
+    settings = next((r.get("postgres") for r in rows if r.get("postgres")), None) or {}
+    return (f"PostgreSQL fsync={settings.get('fsync', '?')}, synchronous_commit={settings.get('synchronous_commit', '?')}, "
+            f"full_page_writes={settings.get('full_page_writes', '?')} for every system; a fresh database per run")
+
+
+def _pg_tables(results: list[dict]) -> list[str]:
+    out: list[str] = []
+    rows = _by(results, "g")
+    if rows:
+        body = []
+        for row in rows:
+            reference = _pg_reference(rows, row["case"])
+            lat, per, share = row["latency"], row["cpu_us_per_task"], row["cpu_share"]
+            body.append([row["case"], row["label"], row["throughput_per_s"],
+                         _ratio(reference and reference["throughput_per_s"], row["throughput_per_s"]),
+                         lat["p50_ms"], lat["p99_ms"], per["taskq"] if row.get("replicas") else "-", per["database"],
+                         per["producers"], per["workers"], row["total_cpu_us_per_task"],
+                         f"{share['database']:.0%}" if share.get("database") is not None else "-"])
+        gate = next((r.get("backlog_limit") for r in rows if r.get("backlog_limit")), None)
+        out.append("(g) PostgreSQL push end to end: P producers + P workers, create -> deliver -> ack; "
+                   f"latency includes queueing (gate: {_fmt(gate)} tasks); CPU µs per task over the whole run "
+                   "(warm-up, window, drain); ratios: taskq ×1 ÷ system\n"
+                   + _pg_setup_line(rows) + "\n" + _table(
+                       ["case", "system", "tasks/s", "taskq×1 ÷", "p50 ms", "p99 ms", "taskq µs", "db µs",
+                        "producers µs", "workers µs", "total µs", "db share"], body))
+    rows = _by(results, "h")
+    if rows:
+        body = []
+        reference = next((r for r in rows if r.get("system") == "taskq-pg1"), None)
+        for row in rows:
+            per, share = row["cpu_us_per_task"], row["cpu_share"]
+            ratio = "-" if row is reference else _ratio(reference and reference["throughput_per_s"],
+                                                         row["throughput_per_s"])
+            body.append([row["case"], row["label"], row["throughput_per_s"], ratio,
+                         per["taskq"] if row.get("replicas") else "-", per["database"], per["clients"],
+                         row["total_cpu_us_per_task"],
+                         f"{share['database']:.0%}" if share.get("database") is not None else "-",
+                         f"{row['deleted']:,}/{row['stored']:,}"])
+        out.append("(h) PostgreSQL pull: stored backlog drained (taskq lease 100 + delete; PgQueuer dequeue 100 + "
+                   "log_jobs; Procrastinate fetch_job + finish_job); CPU µs per task\n" + _pg_setup_line(rows) + "\n"
+                   + _table(["case", "system", "tasks/s", "taskq×1 ÷", "taskq µs", "db µs", "clients µs", "total µs",
+                             "db share", "deleted"], body))
+    rows = [r for r in results if r.get("scenario") in ("g", "h") and r.get("db_work")]
+    if rows:
+        body = []
+        for row in rows:
+            work = row["db_work"]
+            outside = row.get("outside_cpu", {}).get("outside_share")
+            body.append([f"({row['scenario']}) {row['case']}", row["label"], f"{work['commits_per_task']:.3f}",
+                         f"{work['rows_written_per_task']:.2f}", f"{work['wal_records_per_task']:.1f}",
+                         f"{work['wal_bytes_per_task']:,.0f}", f"{work['wal_syncs_per_task']:.3f}",
+                         f"{outside:.0%}" if outside is not None else "-"])
+        out.append("(g, h) the database's work per task (pg_stat_database, pg_stat_wal; from the measured start to "
+                   "the end of the run); 'outside': the machine's busy CPU that no process of the run used "
+                   "(the harness, or other programs: above ~10% the machine was not quiet)\n" + _table(
+                       ["case", "system", "commits", "rows written", "WAL records", "WAL bytes", "WAL fsyncs",
+                        "outside"], body))
+    return out
 
 
 # Targets --------------------------------------------------------------------------------------
@@ -187,6 +254,17 @@ def targets(results: list[dict]) -> list[dict]:
         add("(f) rate within ±3%", error, error is not None and abs(error) <= 3)
         add("(f) burst = max_burst_size", f"{f.get('measured_burst')} vs {f['configured_burst']}",
             f.get("measured_burst") == f["configured_burst"])
+    g = _by(results, "g")
+    if g:
+        case = max((r["case"] for r in g), key=lambda c: int(c.partition("=")[2] or 0))
+        for key in ("taskq-pg1", "taskq-pg2"):
+            taskq_g = _taskq_row(g, case, key)
+            for peer_key, factor in (("pgqueuer", 1), ("procrastinate", 2)):
+                peer = _taskq_row(g, case, peer_key)
+                if taskq_g and peer:
+                    ratio = taskq_g["throughput_per_s"] / peer["throughput_per_s"] if peer["throughput_per_s"] else None
+                    add(f"(g) {case} {taskq_g['label']} >= {factor}x {peer['label']}",
+                        round(ratio, 2) if ratio else None, ratio is not None and ratio >= factor)
     return checks
 
 
@@ -235,7 +313,7 @@ def charts(results: list[dict], out_dir: str, stem: str) -> list[str]:
     # Throughput per scenario: one group per (scenario, case), one bar per system.
     groups: dict[str, dict[str, float]] = {}
     for row in results:
-        if row.get("scenario") in ("a", "b", "e") and row.get("throughput_per_s"):
+        if row.get("scenario") in ("a", "b", "e", "g", "h") and row.get("throughput_per_s"):
             group = f"({row['scenario']}) {row['case']}"
             groups.setdefault(group, {})[row["label"]] = row["throughput_per_s"]
     if groups:
@@ -263,7 +341,7 @@ def charts(results: list[dict], out_dir: str, stem: str) -> list[str]:
     # Latency percentiles: (a) per case and (c), one panel each.
     panels = []
     for row in results:
-        if row.get("scenario") in ("a", "c") and row.get("latency", {}).get("count"):
+        if row.get("scenario") in ("a", "c", "g") and row.get("latency", {}).get("count"):
             panels.append(row)
     cases = list(dict.fromkeys(f"({r['scenario']}) {r['case']}" for r in panels))
     if cases:

@@ -1,11 +1,13 @@
 """taskq against the systems its users would pick instead, on this machine, in one run.
 
-    python -m bench                  # every scenario at full scale (about 10 minutes)
-    python -m bench --quick          # every scenario at tiny scale (CI: under 2 minutes)
+    python -m bench                  # every scenario at full scale (about 15 minutes)
+    python -m bench --quick          # every scenario at tiny scale (CI: about 2 minutes)
     python -m bench --scenarios a,c --out /tmp/results
+    python -m bench --scenarios g,h  # PostgreSQL: taskq x1/x2, PgQueuer, Procrastinate
 
-Installs beanstalkd and nats-server from Debian packages if missing, starts each server on
-127.0.0.1 with a temporary data directory, runs the scenarios (bench/scenarios/), and stops
+Installs beanstalkd and nats-server from Debian packages if missing (and PostgreSQL's binaries
+for g and h), starts each server on 127.0.0.1 with a temporary data directory (g and h: a
+throwaway PostgreSQL cluster with a fresh database per system run), runs the scenarios (bench/scenarios/), and stops
 everything it started. Prints a table per scenario with taskq ÷ peer ratios and the issue's
 targets, writes JSON to OUT/<timestamp>.json and PNG charts beside it. Speed is never
 asserted: the exit code is 0 whenever every scenario ran.
@@ -27,8 +29,11 @@ import traceback
 from bench import peers, report, systems
 from bench.settings import FULL, QUICK, Scale
 
-SCENARIOS = "abcdef"
-SYSTEM_KEYS = ("taskq", "beanstalkd-b", "beanstalkd-b-f0", "nats-file", "nats-file-sync")
+SCENARIOS = "abcdefgh"
+#: PostgreSQL scenarios: they run the PG_SYSTEM_KEYS, the others the rest.
+PG_SCENARIOS = "gh"
+PG_SYSTEM_KEYS = ("taskq-pg1", "taskq-pg2", "pgqueuer", "procrastinate")
+SYSTEM_KEYS = ("taskq", "beanstalkd-b", "beanstalkd-b-f0", "nats-file", "nats-file-sync", *PG_SYSTEM_KEYS)
 
 
 def _count(text: str) -> int:
@@ -40,7 +45,8 @@ def _count(text: str) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny scale, every scenario and peer (CI)")
-    parser.add_argument("--scenarios", default=SCENARIOS, help="which to run, e.g. a,c (default: all of a-f)")
+    parser.add_argument("--scenarios", default=SCENARIOS,
+                        help="which to run, e.g. a,c (default: all of a-h; g and h are the PostgreSQL ones)")
     parser.add_argument("--systems", default=",".join(SYSTEM_KEYS),
                         help=f"which systems, comma-separated (default: {','.join(SYSTEM_KEYS)})")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
@@ -75,10 +81,14 @@ def _scale(arguments: argparse.Namespace) -> Scale:
     return dataclasses.replace(scale, **changes)
 
 
-def _check_python_dependencies() -> None:
+def _check_python_dependencies(postgres: bool) -> None:
     missing = []
-    for module, package in (("greenstalk", "greenstalk"), ("nats", "nats-py"), ("matplotlib", "matplotlib"),
-                            ("taskq.client", "taskq-client")):
+    needed = [("greenstalk", "greenstalk"), ("nats", "nats-py"), ("matplotlib", "matplotlib"),
+              ("taskq.client", "taskq-client")]
+    if postgres:
+        needed += [("psycopg", "psycopg"), ("asyncpg", "asyncpg"), ("pgqueuer", "pgqueuer"),
+                   ("procrastinate", "procrastinate")]
+    for module, package in needed:
         try:
             __import__(module)
         except ImportError:
@@ -92,6 +102,17 @@ def _version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _postgres_version() -> str | None:
+    from bench import pgcluster
+
+    bindir = pgcluster.binaries()
+    if not bindir:
+        return None
+    out = subprocess.run([os.path.join(bindir, "postgres"), "--version"], capture_output=True, text=True, check=False)
+    # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    return out.stdout.strip().removeprefix("postgres (PostgreSQL) ") or None
 
 
 def environment(scale: Scale, nats_sync: tuple[bool, str]) -> dict:
@@ -118,6 +139,8 @@ def environment(scale: Scale, nats_sync: tuple[bool, str]) -> dict:
             "rocksdict": _version("rocksdict"), "protobuf": _version("protobuf"),
             "beanstalkd": peers.beanstalkd_version(), "greenstalk": _version("greenstalk"),
             "nats-server": peers.nats_version(), "nats-py": _version("nats-py"),
+            "postgresql": _postgres_version(), "psycopg": _version("psycopg"), "asyncpg": _version("asyncpg"),
+            "pgqueuer": _version("pgqueuer"), "procrastinate": _version("procrastinate"),
         },
         "nats_sync_interval_always": {"supported": nats_sync[0], "reason": nats_sync[1] or None},
         "payload_bytes": 200,
@@ -132,16 +155,29 @@ def _systems(keys: list[str], nats_sync: tuple[bool, str]) -> dict[str, systems.
         "nats-file": systems.nats_file(),
         "nats-file-sync": systems.nats_file_sync_always(*nats_sync),
     }
-    return {key: every[key] for key in SYSTEM_KEYS if key in keys}
+    return {key: every[key] for key in SYSTEM_KEYS if key in keys and key in every}
 
 
-def run_scenarios(chosen: dict[str, systems.System], scenarios: list[str], scale: Scale, log) -> tuple[list, list]:
-    from bench.scenarios import backlog, pull, push, ratelimit, scheduled
+def _pg_systems(keys: list[str]) -> dict[str, systems.PgSystem]:
+    every = {"taskq-pg1": systems.taskq_pg(1), "taskq-pg2": systems.taskq_pg(2),
+             "pgqueuer": systems.pgqueuer(), "procrastinate": systems.procrastinate()}
+    return {key: every[key] for key in PG_SYSTEM_KEYS if key in keys}
+
+
+def run_scenarios(chosen: dict[str, systems.System], scenarios: list[str], scale: Scale, log,
+                  pg_chosen: dict[str, systems.PgSystem] | None = None) -> tuple[list, list]:
+    from bench.scenarios import backlog, postgres, pull, push, ratelimit, scheduled
 
     everyone = list(chosen.values())
     taskq = chosen.get("taskq")
     pull_cases = [(taskq, "pull"), (taskq, "pull_worker")] if taskq else []
     pull_cases += [(s, "pull") for s in everyone if s.client == systems.BEANSTALK_CLIENT]
+    pg_everyone = list((pg_chosen or {}).values())
+    pg_pull_cases: list[tuple[systems.PgSystem, str]] = []
+    for system in pg_everyone:
+        pg_pull_cases.append((system, "pull"))
+        if system.key == "taskq-pg1":
+            pg_pull_cases.append((system, "pull_worker"))
     results, failures = [], []
     plan = {
         "a": ("push end to end", lambda: push.scenario_a(everyone, scale, log)),
@@ -151,6 +187,8 @@ def run_scenarios(chosen: dict[str, systems.System], scenarios: list[str], scale
             [s for s in everyone if s.key != "beanstalkd-b-f0" and s.key != "nats-file-sync"], scale, log)),
         "e": ("backlog", lambda: backlog.scenario_e(taskq, chosen.get("beanstalkd-b"), scale, log) if taskq else []),
         "f": ("rate limit", lambda: ratelimit.scenario_f([s for s in everyone if s.is_taskq], scale, log)),
+        "g": ("PostgreSQL push end to end", lambda: postgres.scenario_g(pg_everyone, scale, log)),
+        "h": ("PostgreSQL pull", lambda: postgres.scenario_h(pg_pull_cases, scale, log)),
     }
     for key in scenarios:
         title, run = plan[key]
@@ -176,7 +214,8 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_args(argv)
     scale = _scale(arguments)
-    _check_python_dependencies()
+    postgres = any(s in PG_SCENARIOS for s in arguments.scenarios) and any(k in PG_SYSTEM_KEYS for k in arguments.systems)
+    _check_python_dependencies(postgres)
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -189,16 +228,28 @@ def main(argv: list[str] | None = None) -> int:
         except (peers.PeerUnavailable, subprocess.CalledProcessError) as error:
             print(f"bench: cannot install the peers: {error}", file=sys.stderr)
             return 2
+    if postgres:
+        from bench import pgcluster
+
+        try:
+            if not arguments.no_install:
+                pgcluster.ensure_installed(log=log)
+            elif not pgcluster.binaries():
+                raise peers.PeerUnavailable("PostgreSQL is not installed")
+        except peers.PeerUnavailable as error:
+            print(f"bench: cannot run the PostgreSQL scenarios: {error}", file=sys.stderr)
+            return 2
     nats_sync = peers.nats_supports_sync_always()
     if not nats_sync[0]:
         log(f"NATS JetStream sync_interval: always is not available: {nats_sync[1]}")
     chosen = _systems(arguments.systems, nats_sync)
+    pg_chosen = _pg_systems(arguments.systems)
     env = environment(scale, nats_sync)
     log(f"taskq bench ({scale.name}): {env['machine']['cpus']} CPUs, load average {env['machine']['loadavg']}, "
         f"beanstalkd {env['versions']['beanstalkd']}, nats-server {env['versions']['nats-server']}")
     started = time.monotonic()
     try:
-        results, failures = run_scenarios(chosen, arguments.scenarios, scale, log)
+        results, failures = run_scenarios(chosen, arguments.scenarios, scale, log, pg_chosen)
     except KeyboardInterrupt:
         peers.stop_all()
         log("interrupted; every server stopped")

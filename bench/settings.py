@@ -41,6 +41,23 @@ class Scale:
     # (f) rate limit
     rate: float = 200.0
     rate_seconds: float = 20.0
+    # (g) push end to end and (h) pull on PostgreSQL (warm-up, duration, gate and the taskq
+    # producer and worker settings are (a)'s)
+    pg_producers: tuple[int, ...] = (1, 4)
+    #: (a)'s gate, for (g): producers wait while more tasks than this wait.
+    pg_backlog_limit: int = 5_000
+    #: After the window, workers drain what was created for at most this long (seconds).
+    pg_drain_s: float = 60.0
+    #: Connections per PgQueuer / Procrastinate producer process (32 coroutines share them).
+    pg_pool_size: int = 10
+    #: Jobs per PgQueuer dequeue in its QueueManager (its default is 10).
+    pgqueuer_batch: int = 10
+    #: Jobs a Procrastinate worker process runs at once (its default is 1).
+    procrastinate_concurrency: int = 16
+    pg_pull_tasks: int = 30_000
+    pg_pull_processes: int = 4
+    #: fetch_job + finish_job loops per Procrastinate pull process (it has no batch fetch).
+    procrastinate_pull_concurrency: int = 8
 
 
 FULL = Scale("full")
@@ -58,4 +75,9 @@ QUICK = Scale(
     backlog_sizes=(20_000,),
     beanstalk_backlog=20_000,
     rate_seconds=2.0,
+    pg_producers=(1,),
+    pg_backlog_limit=500,
+    pg_drain_s=10.0,
+    pg_pull_tasks=2_000,
+    pg_pull_processes=2,
 )

@@ -85,3 +85,92 @@ def nats_file_sync_always(supported: bool, reason: str) -> System:
         "fsync every write",
         unavailable=None if supported else reason,
     )
+
+
+# PostgreSQL (scenarios g and h) ---------------------------------------------------------------
+
+PGQUEUER_CLIENT = "bench.clients.pgqueuer_side"
+PROCRASTINATE_CLIENT = "bench.clients.procrastinate_side"
+
+
+@dataclasses.dataclass
+class PgSystem:
+    """A queue on the harness's PostgreSQL cluster: taskq with `replicas` servers sharing one
+    database, or a Python library whose clients talk to the database themselves (replicas 0)."""
+
+    key: str
+    label: str
+    client: str
+    #: What an acknowledged write means for this configuration.
+    durability: str
+    sync: str = "committed, WAL flushed"
+    #: taskq servers in front of the database (0: the clients are the queue).
+    replicas: int = 0
+
+    @property
+    def is_taskq(self) -> bool:
+        return self.client == TASKQ_CLIENT
+
+    def start(self, dsn: str) -> list[peers.ServerProcess]:
+        """Starts this system's servers on the database (none for the libraries)."""
+        servers: list[peers.ServerProcess] = []
+        try:
+            for index in range(self.replicas):
+                servers.append(peers.TaskqServer(f"taskq-pg-{index}", extra_args=["--database", dsn]).start())
+        except BaseException:
+            for server in servers:
+                server.stop()
+            raise
+        return servers
+
+    def prepare(self, servers: list[peers.ServerProcess], dsn: str, queue: str, *, pull: bool = False) -> None:
+        """The queue (taskq, on its first replica: the others see it in the database) or the
+        library's schema (its own installer)."""
+        from bench.pgcluster import url_of
+
+        if self.is_taskq:
+            from taskq.client import Client
+
+            with Client(servers[0].address) as client:
+                client.create_queue(queue, **({"type": "pull"} if pull else {}))
+        elif self.client == PGQUEUER_CLIENT:
+            from bench.clients.pgqueuer_side import setup
+
+            asyncio.run(setup(url_of(dsn)))
+        elif self.client == PROCRASTINATE_CLIENT:
+            from bench.clients.procrastinate_side import setup
+
+            asyncio.run(setup(dsn))
+
+    def spec(self, servers: list[peers.ServerProcess], dsn: str, queue: str, index: int) -> dict:
+        """Where client process `index` connects: a taskq replica (round robin), or the database."""
+        from bench.pgcluster import url_of
+
+        if self.is_taskq:
+            return {"address": servers[index % len(servers)].address, "queue": queue}
+        return {"dsn": dsn, "url": url_of(dsn), "queue": queue}
+
+
+def taskq_pg(replicas: int) -> PgSystem:
+    return PgSystem(
+        f"taskq-pg{replicas}", f"taskq ×{replicas} on PostgreSQL", TASKQ_CLIENT,
+        "a create or ack is answered once its transaction committed with synchronous_commit on "
+        "(push deliveries commit with synchronous_commit off: a delivery lost in a database crash "
+        "is only delivered again)",
+        replicas=replicas,
+    )
+
+
+def pgqueuer() -> PgSystem:
+    return PgSystem(
+        "pgqueuer", "PgQueuer", PGQUEUER_CLIENT,
+        "enqueue: one committed INSERT; dequeue: a committed UPDATE; a job's completion is buffered "
+        "in the worker (up to batch_size jobs or 0.1 s) before its DELETE commits",
+    )
+
+
+def procrastinate() -> PgSystem:
+    return PgSystem(
+        "procrastinate", "Procrastinate", PROCRASTINATE_CLIENT,
+        "defer: one committed INSERT; fetch and finish: one committed statement each",
+    )

@@ -22,7 +22,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.common import Recorder, make_payload
+from bench.common import Recorder, keep_running, make_payload
 
 
 def _client(address: str, **kwargs):
@@ -109,7 +109,7 @@ def consume(spec: dict, control) -> dict:
         control.ready()
         t0 = await asyncio.to_thread(control.wait_go)
         end = t0 + spec["run_for"]
-        while time.time() < end and not runner.done() and not _done(spec, recorder):
+        while keep_running(spec, control, end, gate) and not runner.done() and not _done(spec, recorder):
             await asyncio.sleep(0.02)
         worker.stop(grace_period=2)
         await runner
