@@ -940,3 +940,27 @@ def test_a_failing_sync_raises_store_error(store):
         store.sync()
     store.sync()  # only the injected one failed
     assert store.queue("q") == queue
+
+
+def test_prefetch_changes_no_answer_of_a_transaction(store):
+    queue = create_queue(store, "q")
+    leased, waiting = add_tasks(store, queue, as_leased(waiting_task("l", 5), 50), waiting_task("w", 6))
+    commit(
+        store,
+        lambda txn: txn.put_tombstone(queue, "gone", 70),
+        lambda txn: txn.put_request(queue, "req", request_record("w")),
+    )
+    txn = store.begin()
+    txn.put_task(queue, as_leased(waiting, 60), waiting)  # a write before the hint
+    txn.prefetch(queue, ["l", "w", "gone", "missing"], tombstones=True, request_ids=["req", "other"])
+    assert txn.task(queue, "l") == leased
+    assert txn.task(queue, "w").stage is Stage.LEASED  # its own write, not the stored task
+    assert txn.task(queue, "missing") is None and txn.task(queue, "gone") is None
+    assert txn.tombstone(queue, "gone") == 70 and txn.tombstone(queue, "l") is None
+    assert txn.request(queue, "req", REQUEST_NOW) == request_record("w")
+    assert txn.request(queue, "other", REQUEST_NOW) is None
+    assert txn.request(queue, "req", REQUEST_NOW + 3 * 3_600_000_000) is None  # past its hour, as without
+    txn.delete_task(queue, leased)  # and writes after it count as before
+    store.apply(txn)
+    assert ids(listed(store, queue)) == ["w"]
+    assert_counters_match_tasks(store, queue)

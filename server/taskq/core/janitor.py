@@ -21,6 +21,7 @@ from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock
 from taskq.core.loop import BackgroundLoop
 from taskq.core.model import ExpiryKind
+from taskq.core.transitions import prefetch_by_queue
 from taskq.store import keys
 from taskq.store.base import Reader
 from taskq.store.database import Change, Database
@@ -79,6 +80,7 @@ class Janitor(BackgroundLoop):
         txn = change.txn
         now_us = self._clock.now_us()
         entries = txn.expiries(now_us, self.BATCH)
+        prefetch_by_queue(change, [(e.storage_id, e.key) for e in entries if e.kind is ExpiryKind.FAILED_TASK])
         for entry in entries:
             if entry.kind is ExpiryKind.FAILED_TASK:
                 queue = txn.queue_by_storage_id(entry.storage_id)

@@ -169,6 +169,7 @@ class PushTasks:
         def mutation(change: Change) -> Answered:
             queue = push_queue(change.txn, queue_id)
             now_us = self._clock.now_us()
+            change.txn.prefetch(queue, [a.task_id for a in acks] + [n.task_id for n in nacks] + [e.task_id for e in extensions])
             refusals: list[Refusal] = []
             extended: dict[str, int] = {}
             seen: set[str] = set()
@@ -223,6 +224,7 @@ class PushTasks:
             if queue is None:
                 return 0
             now_us = self._clock.now_us()
+            change.txn.prefetch(queue, [task_id for task_id, _ in held])
             released = 0
             for task_id, token in held:
                 try:

@@ -15,6 +15,7 @@ from taskq.core import transitions
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock
 from taskq.core.loop import BackgroundLoop
+from taskq.core.transitions import prefetch_by_queue
 from taskq.store.database import Change, Database
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Reaper(BackgroundLoop):
     def _reap(self, change: Change) -> int:
         now_us = self._clock.now_us()
         entries = change.txn.expired_leases(now_us, self.BATCH)
+        prefetch_by_queue(change, [(entry.storage_id, entry.task_id) for entry in entries])
         for entry in entries:
             if not transitions.expire(change, entry, now_us):
                 log.debug("lease index entry %s names no such lease; removed it", entry)

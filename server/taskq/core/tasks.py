@@ -84,6 +84,11 @@ class Tasks:
         def mutation(change: Change) -> list[Task | TaskqError]:
             queue = existing_queue(change.txn, queue_id)
             now_us = self._clock.now_us()
+            new = [item for item in items if isinstance(item, NewTask)]
+            change.txn.prefetch(
+                queue, [item.task_id for item in new if item.task_id is not None], tombstones=True,
+                request_ids=[item.request_id for item in new if item.request_id],
+            )
             requests: dict[str, Task] = {}
             results: list[Task | TaskqError] = []
             for item in items:
@@ -200,6 +205,7 @@ class Tasks:
         def mutation(change: Change) -> list[TaskqError | None]:
             queue = existing_queue(change.txn, queue_id)
             now_us = self._clock.now_us()
+            change.txn.prefetch(queue, [r.task_id for r in requests if isinstance(r, DeleteRequest)])
             results: list[TaskqError | None] = []
             done: set[str] = set()
             acked = 0

@@ -71,6 +71,18 @@ def stored(change: Change, queue: Queue, task_id: str) -> Task | None:
     return task
 
 
+def prefetch_by_queue(change: Change, tasks: list[tuple[int, str]]) -> None:
+    """Hints the transaction about to read these (storage id, task id) tasks, a queue at a
+    time (Txn.prefetch): one round trip per queue instead of one per task where that matters."""
+    by_queue: dict[int, list[str]] = {}
+    for storage_id, task_id in tasks:
+        by_queue.setdefault(storage_id, []).append(task_id)
+    for storage_id, task_ids in by_queue.items():
+        queue = change.txn.queue_by_storage_id(storage_id)
+        if queue is not None:
+            change.txn.prefetch(queue, task_ids)
+
+
 # The mechanism ------------------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ passes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Protocol
 
 from taskq.core.model import (
@@ -265,6 +265,15 @@ class Txn(Reader, Protocol):
 
     def written(self) -> bool:
         """Whether the transaction holds any change (an empty one needs no write or fsync)."""
+        ...
+
+    def prefetch(
+        self, queue: Queue, task_ids: Collection[str] = (), *, tombstones: bool = False,
+        request_ids: Collection[str] = (),
+    ) -> None:
+        """A hint: the transaction is about to read these tasks (and their tombstones) and
+        request ids one by one. An engine with a round trip per read fetches (and locks) them
+        in one; it changes no answer. Single-writer engines ignore it."""
         ...
 
 

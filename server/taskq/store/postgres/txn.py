@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -40,9 +40,9 @@ from taskq.core.model import (
     Task,
     TokenState,
 )
-from taskq.store.postgres.reader import HOUR_US, PgReader
+from taskq.store.postgres.reader import HOUR_US, PgReader, recent_hour
 from taskq.store.postgres.schema import STRIPES
-from taskq.store.records import encode_queue, encode_request
+from taskq.store.records import decode_request, encode_queue, encode_request
 from taskq.store.task_record import encode_task
 
 if TYPE_CHECKING:
@@ -90,6 +90,10 @@ class PgTxn(PgReader):
         self._buckets: dict[int, TokenState] = {}
         #: storage id -> [scheduled, ready, leased, failed] deltas.
         self._deltas: dict[int, list[int]] = {}
+        #: What `prefetch` read: tasks (None: none there), tombstones, request ids with their hour.
+        self._fetched: dict[tuple[int, str], Task | None] = {}
+        self._fetched_tombstones: dict[tuple[int, str], int | None] = {}
+        self._fetched_requests: dict[tuple[int, str], tuple[RequestRecord, int] | None] = {}
         #: storage id -> the `until_us` of this transaction's promote of the queue.
         self._promoted_until: dict[int, int] = {}
         #: Storage ids of deleted queues whose leftover rows are to be dropped.
@@ -156,6 +160,9 @@ class PgTxn(PgReader):
         if key in self._tasks:
             task = self._tasks[key]
             return task.copy() if task is not None else None
+        if key in self._fetched:
+            fetched = self._fetched[key]
+            return fetched.copy() if fetched is not None else None
         return super().task(queue, task_id)
 
     def tasks(self, queue: Queue, after: str, *, payloads: bool = True) -> Iterator[Task]:
@@ -201,13 +208,63 @@ class PgTxn(PgReader):
         key = (queue.storage_id, task_id)
         if key in self._tombstones:
             return self._tombstones[key]
+        if key in self._fetched_tombstones:
+            return self._fetched_tombstones[key]
         return super().tombstone(queue, task_id)
 
     def request(self, queue: Queue, request_id: str, now_us: int) -> RequestRecord | None:
         if queue.storage_id in self._deleted:
             return None
         found = self._requests.get((queue.storage_id, request_id))
-        return found[0] if found is not None else super().request(queue, request_id, now_us)
+        if found is not None:
+            return found[0]
+        key = (queue.storage_id, request_id)
+        if key in self._fetched_requests:
+            fetched = self._fetched_requests[key]
+            return fetched[0] if fetched is not None and fetched[1] >= recent_hour(now_us) else None
+        return super().request(queue, request_id, now_us)
+
+    def prefetch(
+        self, queue: Queue, task_ids: Collection[str] = (), *, tombstones: bool = False,
+        request_ids: Collection[str] = (),
+    ) -> None:
+        """Reads (and locks) many tasks, their tombstones and request ids in one statement each,
+        where the transaction would otherwise make a round trip per task."""
+        storage_id = queue.storage_id
+        if storage_id in self._deleted:
+            return
+        wanted = [t for t in set(task_ids) if (storage_id, t) not in self._tasks and (storage_id, t) not in self._fetched]
+        if wanted:
+            rows = self._all(
+                "SELECT task_id, record, payload, counted_ready FROM taskq_tasks "
+                "WHERE storage_id = %s AND task_id = ANY(%s) FOR UPDATE",
+                (storage_id, wanted),
+            )
+            for task_id in wanted:
+                self._fetched[(storage_id, task_id)] = None
+            for row in rows:
+                self._fetched[(storage_id, row[0])] = self._task(storage_id, row)
+        if tombstones and task_ids:
+            names = [t for t in set(task_ids) if (storage_id, t) not in self._tombstones
+                     and (storage_id, t) not in self._fetched_tombstones]
+            if names:
+                for task_id in names:
+                    self._fetched_tombstones[(storage_id, task_id)] = None
+                for task_id, expire_us in self._all(
+                    "SELECT task_id, expire_us FROM taskq_tombstones WHERE storage_id = %s AND task_id = ANY(%s)",
+                    (storage_id, names),
+                ):
+                    self._fetched_tombstones[(storage_id, task_id)] = expire_us
+        keys = [r for r in set(request_ids) if (storage_id, r) not in self._requests
+                and (storage_id, r) not in self._fetched_requests]
+        if keys:
+            for request_id in keys:
+                self._fetched_requests[(storage_id, request_id)] = None
+            for request_id, record, hour in self._all(
+                "SELECT request_id, record, hour FROM taskq_requests WHERE storage_id = %s AND request_id = ANY(%s)",
+                (storage_id, keys),
+            ):
+                self._fetched_requests[(storage_id, request_id)] = (decode_request(record), hour)
 
     def acked(self, queue: Queue, task_id: str, now_us: int) -> str | None:
         if queue.storage_id in self._deleted:
