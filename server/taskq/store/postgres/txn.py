@@ -506,39 +506,55 @@ class PgTxn(PgReader):
                 rewrites.append((*columns, task.payload, storage_id, task_id))
             else:
                 updates.append((*columns, storage_id, task_id))
+        # One statement per kind of write, its rows passed as arrays (unnest): a statement per
+        # row, even pipelined, costs the database a parse and a plan each.
         if inserts:
-            cursor.executemany(
+            cursor.execute(
                 "INSERT INTO taskq_tasks (storage_id, task_id, stage, schedule_us, tag, lease_expire_us, retain_until_us, "
-                "counted_ready, record, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                inserts,
+                "counted_ready, record, payload) SELECT * FROM unnest(%s::integer[], %s::text[], %s::smallint[], "
+                "%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::boolean[], %s::bytea[], %s::bytea[])",
+                _arrays(inserts, 10),
             )
         changed = 0
         if updates:
-            cursor.executemany(
-                "UPDATE taskq_tasks SET stage = %s, schedule_us = %s, tag = %s, lease_expire_us = %s, "
-                "retain_until_us = %s, counted_ready = %s, record = %s WHERE storage_id = %s AND task_id = %s",
-                updates,
+            cursor.execute(
+                "UPDATE taskq_tasks t SET stage = v.stage, schedule_us = v.schedule_us, tag = v.tag, "
+                "lease_expire_us = v.lease_expire_us, retain_until_us = v.retain_until_us, counted_ready = v.ready, "
+                "record = v.record FROM unnest(%s::smallint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], "
+                "%s::boolean[], %s::bytea[], %s::integer[], %s::text[]) AS v(stage, schedule_us, tag, lease_expire_us, "
+                "retain_until_us, ready, record, storage_id, task_id) "
+                "WHERE t.storage_id = v.storage_id AND t.task_id = v.task_id",
+                _arrays(updates, 9),
             )
             changed += cursor.rowcount
         if rewrites:
-            cursor.executemany(
-                "UPDATE taskq_tasks SET stage = %s, schedule_us = %s, tag = %s, lease_expire_us = %s, "
-                "retain_until_us = %s, counted_ready = %s, record = %s, payload = %s WHERE storage_id = %s AND task_id = %s",
-                rewrites,
+            cursor.execute(
+                "UPDATE taskq_tasks t SET stage = v.stage, schedule_us = v.schedule_us, tag = v.tag, "
+                "lease_expire_us = v.lease_expire_us, retain_until_us = v.retain_until_us, counted_ready = v.ready, "
+                "record = v.record, payload = v.payload FROM unnest(%s::smallint[], %s::bigint[], %s::text[], "
+                "%s::bigint[], %s::bigint[], %s::boolean[], %s::bytea[], %s::bytea[], %s::integer[], %s::text[]) "
+                "AS v(stage, schedule_us, tag, lease_expire_us, retain_until_us, ready, record, payload, storage_id, "
+                "task_id) WHERE t.storage_id = v.storage_id AND t.task_id = v.task_id",
+                _arrays(rewrites, 10),
             )
             changed += cursor.rowcount
         if deletes:
-            cursor.executemany("DELETE FROM taskq_tasks WHERE storage_id = %s AND task_id = %s", deletes)
+            cursor.execute(
+                "DELETE FROM taskq_tasks WHERE (storage_id, task_id) IN "
+                "(SELECT * FROM unnest(%s::integer[], %s::text[]))",
+                _arrays(deletes, 2),
+            )
             changed += cursor.rowcount
         if changed != len(updates) + len(rewrites) + len(deletes):
             # A task this transaction replaces or deletes is gone (its count would go wrong).
             raise ConflictError("a task was deleted by another transaction")
         tombstones = [(s, t, e) for (s, t), e in self._tombstones.items() if e is not None and s not in self._deleted]
         if tombstones:
-            cursor.executemany(
-                "INSERT INTO taskq_tombstones (storage_id, task_id, expire_us) VALUES (%s, %s, %s) "
+            cursor.execute(
+                "INSERT INTO taskq_tombstones (storage_id, task_id, expire_us) "
+                "SELECT * FROM unnest(%s::integer[], %s::text[], %s::bigint[]) "
                 "ON CONFLICT (storage_id, task_id) DO UPDATE SET expire_us = excluded.expire_us",
-                tombstones,
+                _arrays(tombstones, 3),
             )
         removed = [(s, t) for (s, t), e in self._tombstones.items() if e is None and s not in self._deleted]
         if removed:
@@ -546,17 +562,19 @@ class PgTxn(PgReader):
         requests = [(s, r, hour, encode_request(record)) for (s, r), (record, hour) in self._requests.items()
                     if s not in self._deleted]
         if requests:
-            cursor.executemany(
-                "INSERT INTO taskq_requests (storage_id, request_id, hour, record) VALUES (%s, %s, %s, %s) "
+            cursor.execute(
+                "INSERT INTO taskq_requests (storage_id, request_id, hour, record) "
+                "SELECT * FROM unnest(%s::integer[], %s::text[], %s::integer[], %s::bytea[]) "
                 "ON CONFLICT (storage_id, request_id) DO UPDATE SET hour = excluded.hour, record = excluded.record",
-                requests,
+                _arrays(requests, 4),
             )
         acks = [(s, t, hour, token) for (s, t), (token, hour) in self._acks.items() if s not in self._deleted]
         if acks:
-            cursor.executemany(
-                "INSERT INTO taskq_acks (storage_id, task_id, hour, token) VALUES (%s, %s, %s, %s) "
+            cursor.execute(
+                "INSERT INTO taskq_acks (storage_id, task_id, hour, token) "
+                "SELECT * FROM unnest(%s::integer[], %s::text[], %s::integer[], %s::text[]) "
                 "ON CONFLICT (storage_id, task_id) DO UPDATE SET hour = excluded.hour, token = excluded.token",
-                acks,
+                _arrays(acks, 4),
             )
         for hour, storage_id in self._forgotten_hours:
             cursor.execute("DELETE FROM taskq_requests WHERE storage_id = %s AND hour = %s", (storage_id, hour))
@@ -579,6 +597,15 @@ class PgTxn(PgReader):
                 "leased = taskq_counters.leased + excluded.leased, failed = taskq_counters.failed + excluded.failed",
                 counters,
             )
+
+
+def _arrays(rows: list[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
+    """Rows as one list per column, for a statement that unnests them."""
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(width))
+    for row in rows:
+        for column, value in zip(columns, row):
+            column.append(value)
+    return columns
 
 
 def _copy_queue(queue: Queue | None) -> Queue | None:
