@@ -183,7 +183,14 @@ type Queue struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Output only. When the queue was last purged; unset if it never was.
 	// Tasks created after this time are not affected by that purge.
-	PurgeTime     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	PurgeTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=purge_time,json=purgeTime,proto3" json:"purge_time,omitempty"`
+	// Push queues: deliver tasks as HTTP requests to this target instead of
+	// streaming them to workers. Unset means streamed push: workers connect
+	// with `StreamTasks`. A queue with a target refuses `StreamTasks` with
+	// FAILED_PRECONDITION and reason `HTTP_QUEUE`. Pull queues cannot have one.
+	// It can be set, changed or removed with `UpdateQueue` (path
+	// `http_target`); tasks already dispatched finish as they were sent.
+	HttpTarget    *HttpTarget `protobuf:"bytes,13,opt,name=http_target,json=httpTarget,proto3" json:"http_target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -298,6 +305,13 @@ func (x *Queue) GetUpdateTime() *timestamppb.Timestamp {
 func (x *Queue) GetPurgeTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.PurgeTime
+	}
+	return nil
+}
+
+func (x *Queue) GetHttpTarget() *HttpTarget {
+	if x != nil {
+		return x.HttpTarget
 	}
 	return nil
 }
@@ -622,7 +636,7 @@ var File_taskq_v1_queue_proto protoreflect.FileDescriptor
 
 const file_taskq_v1_queue_proto_rawDesc = "" +
 	"\n" +
-	"\x14taskq/v1/queue.proto\x12\btaskq.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x05\n" +
+	"\x14taskq/v1/queue.proto\x12\btaskq.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13taskq/v1/http.proto\"\xb7\x05\n" +
 	"\x05Queue\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x13.taskq.v1.QueueTypeR\x04type\x125\n" +
@@ -640,7 +654,9 @@ const file_taskq_v1_queue_proto_rawDesc = "" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x129\n" +
 	"\n" +
-	"purge_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\"\xcc\x01\n" +
+	"purge_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tpurgeTime\x125\n" +
+	"\vhttp_target\x18\r \x01(\v2\x14.taskq.v1.HttpTargetR\n" +
+	"httpTarget\"\xcc\x01\n" +
 	"\n" +
 	"RateLimits\x12>\n" +
 	"\x19max_dispatches_per_second\x18\x01 \x01(\x01H\x00R\x16maxDispatchesPerSecond\x88\x01\x01\x12$\n" +
@@ -707,6 +723,7 @@ var file_taskq_v1_queue_proto_goTypes = []any{
 	(*QueueStats)(nil),            // 5: taskq.v1.QueueStats
 	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
 	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*HttpTarget)(nil),            // 8: taskq.v1.HttpTarget
 }
 var file_taskq_v1_queue_proto_depIdxs = []int32{
 	0,  // 0: taskq.v1.Queue.type:type_name -> taskq.v1.QueueType
@@ -719,15 +736,16 @@ var file_taskq_v1_queue_proto_depIdxs = []int32{
 	7,  // 7: taskq.v1.Queue.create_time:type_name -> google.protobuf.Timestamp
 	7,  // 8: taskq.v1.Queue.update_time:type_name -> google.protobuf.Timestamp
 	7,  // 9: taskq.v1.Queue.purge_time:type_name -> google.protobuf.Timestamp
-	6,  // 10: taskq.v1.RetryConfig.max_retry_duration:type_name -> google.protobuf.Duration
-	6,  // 11: taskq.v1.RetryConfig.min_backoff:type_name -> google.protobuf.Duration
-	6,  // 12: taskq.v1.RetryConfig.max_backoff:type_name -> google.protobuf.Duration
-	7,  // 13: taskq.v1.QueueStats.oldest_schedule_time:type_name -> google.protobuf.Timestamp
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	8,  // 10: taskq.v1.Queue.http_target:type_name -> taskq.v1.HttpTarget
+	6,  // 11: taskq.v1.RetryConfig.max_retry_duration:type_name -> google.protobuf.Duration
+	6,  // 12: taskq.v1.RetryConfig.min_backoff:type_name -> google.protobuf.Duration
+	6,  // 13: taskq.v1.RetryConfig.max_backoff:type_name -> google.protobuf.Duration
+	7,  // 14: taskq.v1.QueueStats.oldest_schedule_time:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_taskq_v1_queue_proto_init() }
@@ -735,6 +753,7 @@ func file_taskq_v1_queue_proto_init() {
 	if File_taskq_v1_queue_proto != nil {
 		return
 	}
+	file_taskq_v1_http_proto_init()
 	file_taskq_v1_queue_proto_msgTypes[1].OneofWrappers = []any{}
 	file_taskq_v1_queue_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}

@@ -326,8 +326,8 @@ type UpdateQueueRequest struct {
 	// The fields to change, for example `rate_limits.max_dispatches_per_second`
 	// or `retry_config`. A message path (`rate_limits`) replaces all of its
 	// fields. Allowed paths: `rate_limits`, `retry_config`,
-	// `dispatch_deadline`, `dead_letter_queue`, `task_ttl`, `tombstone_ttl`
-	// and the fields of `rate_limits` and `retry_config`. Empty means every
+	// `dispatch_deadline`, `dead_letter_queue`, `task_ttl`, `tombstone_ttl`,
+	// `http_target` and the fields of `rate_limits` and `retry_config`. Empty means every
 	// changeable field: fields left unset go back to their defaults. `name`,
 	// `type` and output-only fields cannot be changed.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`

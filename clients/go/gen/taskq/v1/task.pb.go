@@ -199,7 +199,16 @@ type Task struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Output only. Which view of the task this message holds. In
 	// `TASK_VIEW_BASIC` the `payload` is left out.
-	View          TaskView `protobuf:"varint,15,opt,name=view,proto3,enum=taskq.v1.TaskView" json:"view,omitempty"`
+	View TaskView `protobuf:"varint,15,opt,name=view,proto3,enum=taskq.v1.TaskView" json:"view,omitempty"`
+	// Queues with an `HttpTarget`: the request this task becomes (its URL,
+	// method and headers; the body is `payload`). Unset means the queue's
+	// target as it is. Refused on other queues (INVALID_ARGUMENT, reason
+	// `NOT_AN_HTTP_QUEUE`).
+	HttpRequest *HttpRequest `protobuf:"bytes,16,opt,name=http_request,json=httpRequest,proto3" json:"http_request,omitempty"`
+	// Output only. HTTP push: how many attempts got an HTTP response from the
+	// worker, whatever its status (App Engine's and Cloud Tasks' execution
+	// count). Attempts that timed out or could not connect are not counted.
+	ResponseCount int32 `protobuf:"varint,17,opt,name=response_count,json=responseCount,proto3" json:"response_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -339,6 +348,20 @@ func (x *Task) GetView() TaskView {
 	return TaskView_TASK_VIEW_UNSPECIFIED
 }
 
+func (x *Task) GetHttpRequest() *HttpRequest {
+	if x != nil {
+		return x.HttpRequest
+	}
+	return nil
+}
+
+func (x *Task) GetResponseCount() int32 {
+	if x != nil {
+		return x.ResponseCount
+	}
+	return 0
+}
+
 // One delivery of a task to a worker, and how it ended.
 type Attempt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -351,7 +374,18 @@ type Attempt struct {
 	// DEADLINE_EXCEEDED with the message "lease expired" when the worker did
 	// not answer in time, or CANCELLED with "lease released" when the lease was
 	// released. Unset while the attempt is in progress.
-	Error         *status.Status `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	//
+	// HTTP push: an answer other than 2xx is recorded with the code that
+	// google.rpc.Code maps the HTTP status to (404 NOT_FOUND, 429
+	// RESOURCE_EXHAUSTED, 503 UNAVAILABLE, other 5xx INTERNAL, ...) and the
+	// message `HTTP {status} {reason}` (with the start of the body); a timeout
+	// is DEADLINE_EXCEEDED, a connection failure UNAVAILABLE, a refused target
+	// PERMISSION_DENIED.
+	Error *status.Status `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// HTTP push: the status code the worker answered this attempt with; 0 when
+	// there was no answer (in progress, timed out, could not connect, or a
+	// streamed or pulled task).
+	HttpStatus    int32 `protobuf:"varint,4,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -407,11 +441,18 @@ func (x *Attempt) GetError() *status.Status {
 	return nil
 }
 
+func (x *Attempt) GetHttpStatus() int32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
 var File_taskq_v1_task_proto protoreflect.FileDescriptor
 
 const file_taskq_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x13taskq/v1/task.proto\x12\btaskq.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x14taskq/v1/queue.proto\"\xa6\x06\n" +
+	"\x13taskq/v1/task.proto\x12\btaskq.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x13taskq/v1/http.proto\x1a\x14taskq/v1/queue.proto\"\x87\a\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12>\n" +
@@ -432,14 +473,18 @@ const file_taskq_v1_task_proto_rawDesc = "" +
 	"\x11lease_expire_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\x12;\n" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12&\n" +
-	"\x04view\x18\x0f \x01(\x0e2\x12.taskq.v1.TaskViewR\x04view\x1a=\n" +
+	"\x04view\x18\x0f \x01(\x0e2\x12.taskq.v1.TaskViewR\x04view\x128\n" +
+	"\fhttp_request\x18\x10 \x01(\v2\x15.taskq.v1.HttpRequestR\vhttpRequest\x12%\n" +
+	"\x0eresponse_count\x18\x11 \x01(\x05R\rresponseCount\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd6\x01\n" +
 	"\aAttempt\x12?\n" +
 	"\rdispatch_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\fdispatchTime\x12?\n" +
 	"\rresponse_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fresponseTime\x12(\n" +
-	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusR\x05error*\x85\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusR\x05error\x12\x1f\n" +
+	"\vhttp_status\x18\x04 \x01(\x05R\n" +
+	"httpStatus*\x85\x01\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TASK_STATE_SCHEDULED\x10\x01\x12\x14\n" +
@@ -475,7 +520,8 @@ var file_taskq_v1_task_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 	(*RetryConfig)(nil),           // 6: taskq.v1.RetryConfig
 	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
-	(*status.Status)(nil),         // 8: google.rpc.Status
+	(*HttpRequest)(nil),           // 8: taskq.v1.HttpRequest
+	(*status.Status)(nil),         // 9: google.rpc.Status
 }
 var file_taskq_v1_task_proto_depIdxs = []int32{
 	4,  // 0: taskq.v1.Task.attributes:type_name -> taskq.v1.Task.AttributesEntry
@@ -488,14 +534,15 @@ var file_taskq_v1_task_proto_depIdxs = []int32{
 	5,  // 7: taskq.v1.Task.lease_expire_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: taskq.v1.Task.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 9: taskq.v1.Task.view:type_name -> taskq.v1.TaskView
-	5,  // 10: taskq.v1.Attempt.dispatch_time:type_name -> google.protobuf.Timestamp
-	5,  // 11: taskq.v1.Attempt.response_time:type_name -> google.protobuf.Timestamp
-	8,  // 12: taskq.v1.Attempt.error:type_name -> google.rpc.Status
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	8,  // 10: taskq.v1.Task.http_request:type_name -> taskq.v1.HttpRequest
+	5,  // 11: taskq.v1.Attempt.dispatch_time:type_name -> google.protobuf.Timestamp
+	5,  // 12: taskq.v1.Attempt.response_time:type_name -> google.protobuf.Timestamp
+	9,  // 13: taskq.v1.Attempt.error:type_name -> google.rpc.Status
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_taskq_v1_task_proto_init() }
@@ -503,6 +550,7 @@ func file_taskq_v1_task_proto_init() {
 	if File_taskq_v1_task_proto != nil {
 		return
 	}
+	file_taskq_v1_http_proto_init()
 	file_taskq_v1_queue_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from taskq.v1 import http_pb2 as _http_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -29,7 +30,7 @@ QUEUE_STATE_RUNNING: QueueState
 QUEUE_STATE_PAUSED: QueueState
 
 class Queue(_message.Message):
-    __slots__ = ("name", "type", "rate_limits", "retry_config", "dispatch_deadline", "dead_letter_queue", "task_ttl", "tombstone_ttl", "state", "create_time", "update_time", "purge_time")
+    __slots__ = ("name", "type", "rate_limits", "retry_config", "dispatch_deadline", "dead_letter_queue", "task_ttl", "tombstone_ttl", "state", "create_time", "update_time", "purge_time", "http_target")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMITS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +43,7 @@ class Queue(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     PURGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    HTTP_TARGET_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: QueueType
     rate_limits: RateLimits
@@ -54,7 +56,8 @@ class Queue(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     purge_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[QueueType, str]] = ..., rate_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., retry_config: _Optional[_Union[RetryConfig, _Mapping]] = ..., dispatch_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., dead_letter_queue: _Optional[str] = ..., task_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tombstone_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[QueueState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    http_target: _http_pb2.HttpTarget
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[QueueType, str]] = ..., rate_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., retry_config: _Optional[_Union[RetryConfig, _Mapping]] = ..., dispatch_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., dead_letter_queue: _Optional[str] = ..., task_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tombstone_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[QueueState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., http_target: _Optional[_Union[_http_pb2.HttpTarget, _Mapping]] = ...) -> None: ...
 
 class RateLimits(_message.Message):
     __slots__ = ("max_dispatches_per_second", "max_burst_size", "max_concurrent_dispatches")

@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
+from taskq.v1 import http_pb2 as taskq_dot_v1_dot_http__pb2
 from taskq.v1 import queue_pb2 as taskq_dot_v1_dot_queue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13taskq/v1/task.proto\x12\x08taskq.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x14taskq/v1/queue.proto\"\xa6\x06\n\x04Task\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07payload\x18\x02 \x01(\x0cR\x07payload\x12>\n\nattributes\x18\x03 \x03(\x0b\x32\x1e.taskq.v1.Task.AttributesEntryR\nattributes\x12\x10\n\x03tag\x18\x04 \x01(\tR\x03tag\x12?\n\rschedule_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0cscheduleTime\x12\x38\n\x0cretry_config\x18\x06 \x01(\x0b\x32\x15.taskq.v1.RetryConfigR\x0bretryConfig\x12\x46\n\x11\x64ispatch_deadline\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\x10\x64ispatchDeadline\x12)\n\x05state\x18\x08 \x01(\x0e\x32\x13.taskq.v1.TaskStateR\x05state\x12#\n\rattempt_count\x18\t \x01(\x05R\x0c\x61ttemptCount\x12H\n\x12\x66irst_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x10\x66irstAttemptTime\x12\x34\n\x0clast_attempt\x18\x0b \x01(\x0b\x32\x11.taskq.v1.AttemptR\x0blastAttempt\x12\x1f\n\x0blease_token\x18\x0c \x01(\tR\nleaseToken\x12\x46\n\x11lease_expire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\x12;\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12&\n\x04view\x18\x0f \x01(\x0e\x32\x12.taskq.v1.TaskViewR\x04view\x1a=\n\x0f\x41ttributesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xb5\x01\n\x07\x41ttempt\x12?\n\rdispatch_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0c\x64ispatchTime\x12?\n\rresponse_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0cresponseTime\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusR\x05\x65rror*\x85\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14TASK_STATE_SCHEDULED\x10\x01\x12\x14\n\x10TASK_STATE_READY\x10\x02\x12\x15\n\x11TASK_STATE_LEASED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04*N\n\x08TaskView\x12\x19\n\x15TASK_VIEW_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_VIEW_BASIC\x10\x01\x12\x12\n\x0eTASK_VIEW_FULL\x10\x02\x42S\n\x0c\x64\x65v.taskq.v1B\tTaskProtoP\x01Z6github.com/taskq/taskq/clients/go/gen/taskq/v1;taskqv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13taskq/v1/task.proto\x12\x08taskq.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x13taskq/v1/http.proto\x1a\x14taskq/v1/queue.proto\"\x87\x07\n\x04Task\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07payload\x18\x02 \x01(\x0cR\x07payload\x12>\n\nattributes\x18\x03 \x03(\x0b\x32\x1e.taskq.v1.Task.AttributesEntryR\nattributes\x12\x10\n\x03tag\x18\x04 \x01(\tR\x03tag\x12?\n\rschedule_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0cscheduleTime\x12\x38\n\x0cretry_config\x18\x06 \x01(\x0b\x32\x15.taskq.v1.RetryConfigR\x0bretryConfig\x12\x46\n\x11\x64ispatch_deadline\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\x10\x64ispatchDeadline\x12)\n\x05state\x18\x08 \x01(\x0e\x32\x13.taskq.v1.TaskStateR\x05state\x12#\n\rattempt_count\x18\t \x01(\x05R\x0c\x61ttemptCount\x12H\n\x12\x66irst_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x10\x66irstAttemptTime\x12\x34\n\x0clast_attempt\x18\x0b \x01(\x0b\x32\x11.taskq.v1.AttemptR\x0blastAttempt\x12\x1f\n\x0blease_token\x18\x0c \x01(\tR\nleaseToken\x12\x46\n\x11lease_expire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\x12;\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12&\n\x04view\x18\x0f \x01(\x0e\x32\x12.taskq.v1.TaskViewR\x04view\x12\x38\n\x0chttp_request\x18\x10 \x01(\x0b\x32\x15.taskq.v1.HttpRequestR\x0bhttpRequest\x12%\n\x0eresponse_count\x18\x11 \x01(\x05R\rresponseCount\x1a=\n\x0f\x41ttributesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xd6\x01\n\x07\x41ttempt\x12?\n\rdispatch_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0c\x64ispatchTime\x12?\n\rresponse_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0cresponseTime\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusR\x05\x65rror\x12\x1f\n\x0bhttp_status\x18\x04 \x01(\x05R\nhttpStatus*\x85\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14TASK_STATE_SCHEDULED\x10\x01\x12\x14\n\x10TASK_STATE_READY\x10\x02\x12\x15\n\x11TASK_STATE_LEASED\x10\x03\x12\x15\n\x11TASK_STATE_FAILED\x10\x04*N\n\x08TaskView\x12\x19\n\x15TASK_VIEW_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_VIEW_BASIC\x10\x01\x12\x12\n\x0eTASK_VIEW_FULL\x10\x02\x42S\n\x0c\x64\x65v.taskq.v1B\tTaskProtoP\x01Z6github.com/taskq/taskq/clients/go/gen/taskq/v1;taskqv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,14 +39,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.taskq.v1B\tTaskProtoP\001Z6github.com/taskq/taskq/clients/go/gen/taskq/v1;taskqv1'
   _globals['_TASK_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_TASK_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_TASKSTATE']._serialized_start=1139
-  _globals['_TASKSTATE']._serialized_end=1272
-  _globals['_TASKVIEW']._serialized_start=1274
-  _globals['_TASKVIEW']._serialized_end=1352
-  _globals['_TASK']._serialized_start=146
-  _globals['_TASK']._serialized_end=952
-  _globals['_TASK_ATTRIBUTESENTRY']._serialized_start=891
-  _globals['_TASK_ATTRIBUTESENTRY']._serialized_end=952
-  _globals['_ATTEMPT']._serialized_start=955
-  _globals['_ATTEMPT']._serialized_end=1136
+  _globals['_TASKSTATE']._serialized_start=1290
+  _globals['_TASKSTATE']._serialized_end=1423
+  _globals['_TASKVIEW']._serialized_start=1425
+  _globals['_TASKVIEW']._serialized_end=1503
+  _globals['_TASK']._serialized_start=167
+  _globals['_TASK']._serialized_end=1070
+  _globals['_TASK_ATTRIBUTESENTRY']._serialized_start=1009
+  _globals['_TASK_ATTRIBUTESENTRY']._serialized_end=1070
+  _globals['_ATTEMPT']._serialized_start=1073
+  _globals['_ATTEMPT']._serialized_end=1287
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
+from taskq.v1 import http_pb2 as _http_pb2
 from taskq.v1 import queue_pb2 as _queue_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -36,7 +37,7 @@ TASK_VIEW_BASIC: TaskView
 TASK_VIEW_FULL: TaskView
 
 class Task(_message.Message):
-    __slots__ = ("name", "payload", "attributes", "tag", "schedule_time", "retry_config", "dispatch_deadline", "state", "attempt_count", "first_attempt_time", "last_attempt", "lease_token", "lease_expire_time", "create_time", "view")
+    __slots__ = ("name", "payload", "attributes", "tag", "schedule_time", "retry_config", "dispatch_deadline", "state", "attempt_count", "first_attempt_time", "last_attempt", "lease_token", "lease_expire_time", "create_time", "view", "http_request", "response_count")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +60,8 @@ class Task(_message.Message):
     LEASE_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
+    HTTP_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_COUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     payload: bytes
     attributes: _containers.ScalarMap[str, str]
@@ -74,14 +77,18 @@ class Task(_message.Message):
     lease_expire_time: _timestamp_pb2.Timestamp
     create_time: _timestamp_pb2.Timestamp
     view: TaskView
-    def __init__(self, name: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., tag: _Optional[str] = ..., schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retry_config: _Optional[_Union[_queue_pb2.RetryConfig, _Mapping]] = ..., dispatch_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., attempt_count: _Optional[int] = ..., first_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt: _Optional[_Union[Attempt, _Mapping]] = ..., lease_token: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., view: _Optional[_Union[TaskView, str]] = ...) -> None: ...
+    http_request: _http_pb2.HttpRequest
+    response_count: int
+    def __init__(self, name: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., tag: _Optional[str] = ..., schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retry_config: _Optional[_Union[_queue_pb2.RetryConfig, _Mapping]] = ..., dispatch_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., attempt_count: _Optional[int] = ..., first_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt: _Optional[_Union[Attempt, _Mapping]] = ..., lease_token: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., view: _Optional[_Union[TaskView, str]] = ..., http_request: _Optional[_Union[_http_pb2.HttpRequest, _Mapping]] = ..., response_count: _Optional[int] = ...) -> None: ...
 
 class Attempt(_message.Message):
-    __slots__ = ("dispatch_time", "response_time", "error")
+    __slots__ = ("dispatch_time", "response_time", "error", "http_status")
     DISPATCH_TIME_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_TIME_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
     dispatch_time: _timestamp_pb2.Timestamp
     response_time: _timestamp_pb2.Timestamp
     error: _status_pb2.Status
-    def __init__(self, dispatch_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+    http_status: int
+    def __init__(self, dispatch_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., http_status: _Optional[int] = ...) -> None: ...

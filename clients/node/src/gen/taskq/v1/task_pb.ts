@@ -8,6 +8,8 @@ import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Status } from "../../google/rpc/status_pb.js";
 import { file_google_rpc_status } from "../../google/rpc/status_pb.js";
+import type { HttpRequest } from "./http_pb.js";
+import { file_taskq_v1_http } from "./http_pb.js";
 import type { RetryConfig } from "./queue_pb.js";
 import { file_taskq_v1_queue } from "./queue_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskq/v1/task.proto.
  */
 export const file_taskq_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChN0YXNrcS92MS90YXNrLnByb3RvEgh0YXNrcS52MSLqBAoEVGFzaxIMCgRuYW1lGAEgASgJEg8KB3BheWxvYWQYAiABKAwSMgoKYXR0cmlidXRlcxgDIAMoCzIeLnRhc2txLnYxLlRhc2suQXR0cmlidXRlc0VudHJ5EgsKA3RhZxgEIAEoCRIxCg1zY2hlZHVsZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgxyZXRyeV9jb25maWcYBiABKAsyFS50YXNrcS52MS5SZXRyeUNvbmZpZxI0ChFkaXNwYXRjaF9kZWFkbGluZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIiCgVzdGF0ZRgIIAEoDjITLnRhc2txLnYxLlRhc2tTdGF0ZRIVCg1hdHRlbXB0X2NvdW50GAkgASgFEjYKEmZpcnN0X2F0dGVtcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoMbGFzdF9hdHRlbXB0GAsgASgLMhEudGFza3EudjEuQXR0ZW1wdBITCgtsZWFzZV90b2tlbhgMIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKBHZpZXcYDyABKA4yEi50YXNrcS52MS5UYXNrVmlldxoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKSAQoHQXR0ZW1wdBIxCg1kaXNwYXRjaF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1yZXNwb25zZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIhCgVlcnJvchgDIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzKoUBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhgKFFRBU0tfU1RBVEVfU0NIRURVTEVEEAESFAoQVEFTS19TVEFURV9SRUFEWRACEhUKEVRBU0tfU1RBVEVfTEVBU0VEEAMSFQoRVEFTS19TVEFURV9GQUlMRUQQBCpOCghUYXNrVmlldxIZChVUQVNLX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9UQVNLX1ZJRVdfQkFTSUMQARISCg5UQVNLX1ZJRVdfRlVMTBACQlMKDGRldi50YXNrcS52MUIJVGFza1Byb3RvUAFaNmdpdGh1Yi5jb20vdGFza3EvdGFza3EvY2xpZW50cy9nby9nZW4vdGFza3EvdjE7dGFza3F2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status, file_taskq_v1_queue]);
+  fileDesc("ChN0YXNrcS92MS90YXNrLnByb3RvEgh0YXNrcS52MSKvBQoEVGFzaxIMCgRuYW1lGAEgASgJEg8KB3BheWxvYWQYAiABKAwSMgoKYXR0cmlidXRlcxgDIAMoCzIeLnRhc2txLnYxLlRhc2suQXR0cmlidXRlc0VudHJ5EgsKA3RhZxgEIAEoCRIxCg1zY2hlZHVsZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgxyZXRyeV9jb25maWcYBiABKAsyFS50YXNrcS52MS5SZXRyeUNvbmZpZxI0ChFkaXNwYXRjaF9kZWFkbGluZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIiCgVzdGF0ZRgIIAEoDjITLnRhc2txLnYxLlRhc2tTdGF0ZRIVCg1hdHRlbXB0X2NvdW50GAkgASgFEjYKEmZpcnN0X2F0dGVtcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoMbGFzdF9hdHRlbXB0GAsgASgLMhEudGFza3EudjEuQXR0ZW1wdBITCgtsZWFzZV90b2tlbhgMIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKBHZpZXcYDyABKA4yEi50YXNrcS52MS5UYXNrVmlldxIrCgxodHRwX3JlcXVlc3QYECABKAsyFS50YXNrcS52MS5IdHRwUmVxdWVzdBIWCg5yZXNwb25zZV9jb3VudBgRIAEoBRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKnAQoHQXR0ZW1wdBIxCg1kaXNwYXRjaF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1yZXNwb25zZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIhCgVlcnJvchgDIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzEhMKC2h0dHBfc3RhdHVzGAQgASgFKoUBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhgKFFRBU0tfU1RBVEVfU0NIRURVTEVEEAESFAoQVEFTS19TVEFURV9SRUFEWRACEhUKEVRBU0tfU1RBVEVfTEVBU0VEEAMSFQoRVEFTS19TVEFURV9GQUlMRUQQBCpOCghUYXNrVmlldxIZChVUQVNLX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9UQVNLX1ZJRVdfQkFTSUMQARISCg5UQVNLX1ZJRVdfRlVMTBACQlMKDGRldi50YXNrcS52MUIJVGFza1Byb3RvUAFaNmdpdGh1Yi5jb20vdGFza3EvdGFza3EvY2xpZW50cy9nby9nZW4vdGFza3EvdjE7dGFza3F2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status, file_taskq_v1_http, file_taskq_v1_queue]);
 
 /**
  * A unit of work in a queue.
@@ -154,6 +156,25 @@ export type Task = Message<"taskq.v1.Task"> & {
    * @generated from field: taskq.v1.TaskView view = 15;
    */
   view: TaskView;
+
+  /**
+   * Queues with an `HttpTarget`: the request this task becomes (its URL,
+   * method and headers; the body is `payload`). Unset means the queue's
+   * target as it is. Refused on other queues (INVALID_ARGUMENT, reason
+   * `NOT_AN_HTTP_QUEUE`).
+   *
+   * @generated from field: taskq.v1.HttpRequest http_request = 16;
+   */
+  httpRequest?: HttpRequest | undefined;
+
+  /**
+   * Output only. HTTP push: how many attempts got an HTTP response from the
+   * worker, whatever its status (App Engine's and Cloud Tasks' execution
+   * count). Attempts that timed out or could not connect are not counted.
+   *
+   * @generated from field: int32 response_count = 17;
+   */
+  responseCount: number;
 };
 
 /**
@@ -190,9 +211,25 @@ export type Attempt = Message<"taskq.v1.Attempt"> & {
    * not answer in time, or CANCELLED with "lease released" when the lease was
    * released. Unset while the attempt is in progress.
    *
+   * HTTP push: an answer other than 2xx is recorded with the code that
+   * google.rpc.Code maps the HTTP status to (404 NOT_FOUND, 429
+   * RESOURCE_EXHAUSTED, 503 UNAVAILABLE, other 5xx INTERNAL, ...) and the
+   * message `HTTP {status} {reason}` (with the start of the body); a timeout
+   * is DEADLINE_EXCEEDED, a connection failure UNAVAILABLE, a refused target
+   * PERMISSION_DENIED.
+   *
    * @generated from field: google.rpc.Status error = 3;
    */
   error?: Status | undefined;
+
+  /**
+   * HTTP push: the status code the worker answered this attempt with; 0 when
+   * there was no answer (in progress, timed out, could not connect, or a
+   * streamed or pulled task).
+   *
+   * @generated from field: int32 http_status = 4;
+   */
+  httpStatus: number;
 };
 
 /**
