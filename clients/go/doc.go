@@ -14,6 +14,8 @@
 //     [IsLeaseLost].
 //   - [Worker]: runs a [Handler] for each task of a push queue, delivered over StreamTasks.
 //   - [PullWorker]: the lease → handle → delete loop over a pull queue.
+//   - HTTP push: [HTTPTarget] and [HTTPRequest] for queues that deliver tasks as HTTP
+//     requests, and [VerifyRequest] / [VerifySignature] for the services that receive them.
 //
 // Names: methods accept a queue as an id ("emails") or a full name ("queues/emails"); tasks
 // are named by their full name ("queues/emails/tasks/abc"), as the server returns them.

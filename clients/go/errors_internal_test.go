@@ -207,8 +207,9 @@ func TestBatcherGivesEachCallerItsOutcome(t *testing.T) {
 }
 
 func TestCreatesAreResentOnlyWithARequestIDAndPurgesNever(t *testing.T) {
-	create := TaskSpec{Payload: []byte("x")}.request("q")
-	batch := &taskqv1.BatchCreateTasksRequest{Parent: "queues/q", Requests: []*taskqv1.CreateTaskRequest{create, TaskSpec{}.request("q")}}
+	create, _ := TaskSpec{Payload: []byte("x")}.request("q")
+	empty, _ := TaskSpec{}.request("q")
+	batch := &taskqv1.BatchCreateTasksRequest{Parent: "queues/q", Requests: []*taskqv1.CreateTaskRequest{create, empty}}
 	if create.GetRequestId() == "" || !mayResend(create) || !mayResend(batch) {
 		t.Errorf("a create with a generated request_id is not resent: %v", create)
 	}

@@ -46,6 +46,11 @@ type QueueConfig struct {
 	TaskTTL time.Duration
 	// TombstoneTTL is how long a finished task's name stays reserved; 0 means 1 hour.
 	TombstoneTTL time.Duration
+
+	// HTTPTarget makes a push queue deliver its tasks as HTTP requests to a worker service
+	// instead of streaming them to workers; nil means streamed push. Pull queues cannot have
+	// one. UpdateQueue changes or removes it with the field "http_target".
+	HTTPTarget *HTTPTarget
 }
 
 // RetryPolicy is a retry configuration: a queue's, or a task's overrides of it, where zero
@@ -81,7 +86,11 @@ func (p RetryPolicy) proto() *taskqv1.RetryConfig {
 	return config
 }
 
-func (c QueueConfig) proto(name string) *taskqv1.Queue {
+func (c QueueConfig) proto(name string) (*taskqv1.Queue, error) {
+	target, err := c.HTTPTarget.proto()
+	if err != nil {
+		return nil, err
+	}
 	queue := &taskqv1.Queue{
 		Name:             name,
 		Type:             c.Type,
@@ -89,6 +98,7 @@ func (c QueueConfig) proto(name string) *taskqv1.Queue {
 		DispatchDeadline: optionalDuration(c.DispatchDeadline),
 		TaskTtl:          optionalDuration(c.TaskTTL),
 		TombstoneTtl:     optionalDuration(c.TombstoneTTL),
+		HttpTarget:       target,
 	}
 	if c.DeadLetterQueue != "" {
 		queue.DeadLetterQueue = QueueName(c.DeadLetterQueue)
@@ -102,7 +112,7 @@ func (c QueueConfig) proto(name string) *taskqv1.Queue {
 			queue.RateLimits.MaxDispatchesPerSecond = &c.MaxDispatchesPerSecond
 		}
 	}
-	return queue
+	return queue, nil
 }
 
 func optionalDuration(d time.Duration) *durationpb.Duration {
@@ -115,7 +125,11 @@ func optionalDuration(d time.Duration) *durationpb.Duration {
 // CreateQueue creates a queue (an id or full name). A queue of that name that exists fails
 // with [ErrQueueAlreadyExists].
 func (c *Client) CreateQueue(ctx context.Context, queue string, config QueueConfig) (*taskqv1.Queue, error) {
-	response, err := c.queues.CreateQueue(ctx, &taskqv1.CreateQueueRequest{Queue: config.proto(QueueName(queue))})
+	message, err := config.proto(QueueName(queue))
+	if err != nil {
+		return nil, err
+	}
+	response, err := c.queues.CreateQueue(ctx, &taskqv1.CreateQueueRequest{Queue: message})
 	if err != nil {
 		return nil, convertError(ctx, err)
 	}
@@ -157,11 +171,16 @@ func (c *Client) ListQueues(ctx context.Context, pageSize int32) iter.Seq2[*task
 }
 
 // UpdateQueue changes the fields of the queue named by fields, proto paths such as
-// "rate_limits.max_dispatches_per_second", "retry_config" or "dispatch_deadline", to their
-// values in config (Type is ignored). With no fields every changeable field is set, and the
-// zero ones go back to their defaults.
+// "rate_limits.max_dispatches_per_second", "retry_config", "dispatch_deadline" or
+// "http_target", to their values in config (Type is ignored). With no fields every
+// changeable field is set, and the zero ones go back to their defaults (a nil HTTPTarget
+// removes the queue's target).
 func (c *Client) UpdateQueue(ctx context.Context, queue string, config QueueConfig, fields ...string) (*taskqv1.Queue, error) {
-	request := &taskqv1.UpdateQueueRequest{Queue: config.proto(QueueName(queue))}
+	message, err := config.proto(QueueName(queue))
+	if err != nil {
+		return nil, err
+	}
+	request := &taskqv1.UpdateQueueRequest{Queue: message}
 	request.Queue.Type = taskqv1.QueueType_QUEUE_TYPE_UNSPECIFIED
 	if len(fields) > 0 {
 		request.UpdateMask = &fieldmaskpb.FieldMask{Paths: fields}

@@ -44,9 +44,17 @@ type TaskSpec struct {
 	// retries a create itself (after the client gave up) must set its own, the same on each
 	// of its attempts.
 	RequestID string
+	// HTTPRequest is the HTTP request the task becomes (URL or path, method, headers; the
+	// body is Payload), in a queue with an [HTTPTarget]; nil sends it to the queue's target
+	// as it is. Tasks of other queues cannot have one.
+	HTTPRequest *HTTPRequest
 }
 
-func (s TaskSpec) request(queue string) *taskqv1.CreateTaskRequest {
+func (s TaskSpec) request(queue string) (*taskqv1.CreateTaskRequest, error) {
+	httpRequest, err := s.HTTPRequest.proto()
+	if err != nil {
+		return nil, err
+	}
 	parent := QueueName(queue)
 	task := &taskqv1.Task{
 		Payload:          s.Payload,
@@ -54,6 +62,7 @@ func (s TaskSpec) request(queue string) *taskqv1.CreateTaskRequest {
 		Tag:              s.Tag,
 		RetryConfig:      s.Retry.proto(),
 		DispatchDeadline: optionalDuration(s.DispatchDeadline),
+		HttpRequest:      httpRequest,
 	}
 	if s.ID != "" {
 		task.Name = TaskName(parent, s.ID)
@@ -68,7 +77,7 @@ func (s TaskSpec) request(queue string) *taskqv1.CreateTaskRequest {
 	if requestID == "" {
 		requestID = newRequestID()
 	}
-	return &taskqv1.CreateTaskRequest{Parent: parent, Task: task, RequestId: requestID}
+	return &taskqv1.CreateTaskRequest{Parent: parent, Task: task, RequestId: requestID}, nil
 }
 
 // newRequestID is a random idempotency key: 128 bits, as 32 hex digits.
@@ -84,7 +93,10 @@ func newRequestID() string {
 // alone. A failure with UNAVAILABLE is retried with the same request_id ([WithRetry]). If
 // ctx ends first, the create may or may not have been made.
 func (c *Client) CreateTask(ctx context.Context, queue string, spec TaskSpec) (*taskqv1.Task, error) {
-	request := spec.request(queue)
+	request, err := spec.request(queue)
+	if err != nil {
+		return nil, err
+	}
 	if c.creates != nil {
 		return c.creates.submit(ctx, request.GetParent(), request)
 	}
@@ -107,8 +119,12 @@ type CreateResult struct {
 // error is for the call as a whole (an unknown queue, too many items).
 func (c *Client) CreateTasks(ctx context.Context, queue string, specs []TaskSpec) ([]CreateResult, error) {
 	request := &taskqv1.BatchCreateTasksRequest{Parent: QueueName(queue)}
-	for _, spec := range specs {
-		request.Requests = append(request.Requests, spec.request(queue))
+	for i, spec := range specs {
+		create, err := spec.request(queue)
+		if err != nil {
+			return nil, fmt.Errorf("%w (task %d)", err, i)
+		}
+		request.Requests = append(request.Requests, create)
 	}
 	response, err := c.tasks.BatchCreateTasks(ctx, request)
 	if err != nil {

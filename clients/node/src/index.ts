@@ -7,6 +7,7 @@
 //   worker.ts    Worker: push queues (StreamTasks) with a concurrency limit
 //   pull.ts      PullWorker: pull queues (lease → work → delete)
 //   failures.ts  PermanentError and RetryLater, thrown by handlers
+//   signature.ts verifySignature: the X-Taskq-Signature header of HTTP push requests
 //
 // The generated messages and enums are re-exported (Task, Queue, TaskState, ...); the
 // generated schemas and service descriptors are under "@taskq/client/gen/...".
@@ -20,7 +21,14 @@ export type {
   LeaseTasksOptions,
   TaskRef,
 } from "./client.js";
-export type { NewTask, QueueSettings, RetrySettings } from "./requests.js";
+export type {
+  NewTask,
+  QueueSettings,
+  RetrySettings,
+  HttpTargetSettings,
+  HttpRequestSettings,
+  HttpMethodName,
+} from "./requests.js";
 export {
   Code,
   DOMAIN,
@@ -58,9 +66,18 @@ export type { PullWorkerOptions } from "./pull.js";
 export { PermanentError, RetryLater, describe, MAX_ERROR_MESSAGE_BYTES } from "./failures.js";
 export { leaseLengthMs } from "./leases.js";
 export { queueName, taskName, taskNameIn, taskId } from "./names.js";
+export {
+  verifySignature,
+  verifyRequestSignature,
+  SIGNATURE_HEADER,
+  DEFAULT_SIGNATURE_TOLERANCE_MS,
+} from "./signature.js";
+export type { SignedRequest, IncomingRequest } from "./signature.js";
 
 export type { Task, Attempt } from "./gen/taskq/v1/task_pb.js";
 export { TaskState, TaskView } from "./gen/taskq/v1/task_pb.js";
 export type { Queue, QueueStats, RateLimits, RetryConfig } from "./gen/taskq/v1/queue_pb.js";
 export { QueueType, QueueState } from "./gen/taskq/v1/queue_pb.js";
+export type { HttpTarget, HttpRequest } from "./gen/taskq/v1/http_pb.js";
+export { HttpMethod } from "./gen/taskq/v1/http_pb.js";
 export type { StreamTasksResponse, StreamError } from "./gen/taskq/v1/task_service_pb.js";

@@ -6,6 +6,7 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { HttpMethod, type HttpRequestSchema, type HttpTargetSchema } from "./gen/taskq/v1/http_pb.js";
 import { QueueType, type QueueSchema, type RetryConfigSchema } from "./gen/taskq/v1/queue_pb.js";
 import type { TaskSchema } from "./gen/taskq/v1/task_pb.js";
 import { queueName, taskNameIn } from "./names.js";
@@ -45,6 +46,37 @@ export interface QueueSettings extends RetrySettings {
   taskTtlMs?: number;
   /** How long a finished task's name stays reserved, ms (default 1 hour). */
   tombstoneTtlMs?: number;
+  /** Push: deliver the tasks as HTTP requests to this target instead of streaming them to
+   * workers. Pull queues cannot have one. `null` in `updateQueue` removes it. */
+  httpTarget?: HttpTargetSettings | null;
+}
+
+/** An HTTP method by name (at run time in any case, for JavaScript callers). */
+export type HttpMethodName = "POST" | "GET" | "HEAD" | "PUT" | "DELETE" | "PATCH" | "OPTIONS";
+
+/** Where a push queue delivers its tasks as HTTP requests (the queue's HttpTarget). */
+export interface HttpTargetSettings {
+  /** The worker service's base URL (`https://host[:port][/path]`). Tasks whose URL is a path
+   * are sent under it (`https://w.example.com/app` and `/work?x=1` give
+   * `https://w.example.com/app/work?x=1`); tasks without one to this URL. Empty only when
+   * every task has an absolute URL. */
+  uri?: string;
+  /** The method of tasks that choose none; default POST. */
+  method?: HttpMethodName | HttpMethod;
+  /** Headers added to every request, replacing a task's header of the same name. */
+  headers?: Record<string, string>;
+}
+
+/** The HTTP request a task of a queue with an HTTP target becomes; its body is the payload. */
+export interface HttpRequestSettings {
+  /** An absolute `http(s)://` URL, or a path with an optional query (`/work?x=1`) sent under
+   * the queue's `uri`. Unset: the queue's `uri`. Printable ASCII: percent-encode the rest. */
+  url?: string;
+  /** Unset: the queue's method. GET, HEAD, DELETE and OPTIONS requests have no body. */
+  method?: HttpMethodName | HttpMethod;
+  /** Request headers, such as Content-Type; the queue's headers replace those of the same
+   * name. */
+  headers?: Record<string, string>;
 }
 
 /** A task to create. */
@@ -65,11 +97,16 @@ export interface NewTask {
   retry?: RetrySettings;
   /** Push: overrides the queue's dispatch deadline, ms. */
   dispatchDeadlineMs?: number;
+  /** Queues with an HTTP target: the request this task becomes (URL or path, method,
+   * headers; the body is the payload). Unset: the queue's target as it is. */
+  httpRequest?: HttpRequestSettings;
 }
 
 type QueueInit = MessageInitShape<typeof QueueSchema>;
 type TaskInit = MessageInitShape<typeof TaskSchema>;
 type RetryConfigInit = MessageInitShape<typeof RetryConfigSchema>;
+type HttpTargetInit = MessageInitShape<typeof HttpTargetSchema>;
+type HttpRequestInit = MessageInitShape<typeof HttpRequestSchema>;
 
 const utf8 = new TextEncoder();
 
@@ -88,6 +125,7 @@ export function taskMessage(queue: string, task: NewTask): TaskInit {
     scheduleTime: scheduleTime && timestampFromDate(scheduleTime),
     retryConfig: task.retry && retryConfig(task.retry),
     dispatchDeadline: ms(task.dispatchDeadlineMs),
+    httpRequest: task.httpRequest && httpRequest(task.httpRequest),
   };
 }
 
@@ -95,10 +133,11 @@ export function taskMessage(queue: string, task: NewTask): TaskInit {
  * batching counts against `maxBytes`. */
 export function taskSize(task: TaskInit): number {
   let size = 128 + (task.name?.length ?? 0) * 3 + (task.tag?.length ?? 0) * 3 + (task.payload?.byteLength ?? 0);
-  for (const [key, value] of Object.entries(task.attributes ?? {})) {
+  const headers = { ...task.attributes, ...task.httpRequest?.headers };
+  for (const [key, value] of Object.entries(headers)) {
     size += 8 + (key.length + value.length) * 3;
   }
-  return size;
+  return size + (task.httpRequest?.url?.length ?? 0) * 3;
 }
 
 /** Maps each setting to its UpdateQueue mask path. */
@@ -116,6 +155,7 @@ const SETTING_PATHS: Record<keyof QueueSettings, string> = {
   deadLetterQueue: "dead_letter_queue",
   taskTtlMs: "task_ttl",
   tombstoneTtlMs: "tombstone_ttl",
+  httpTarget: "http_target",
 };
 
 /** A Queue message with the given settings, and the update-mask paths of exactly those. */
@@ -143,6 +183,7 @@ export function queueMessage(queue: string, settings: QueueSettings): { queue: Q
     deadLetterQueue: settings.deadLetterQueue ? queueName(settings.deadLetterQueue) : "",
     taskTtl: ms(settings.taskTtlMs),
     tombstoneTtl: ms(settings.tombstoneTtlMs),
+    httpTarget: settings.httpTarget ? httpTarget(settings.httpTarget) : undefined,
   };
   return { queue: message, paths };
 }
@@ -155,6 +196,38 @@ function retryConfig(settings: RetrySettings): RetryConfigInit {
     maxBackoff: ms(settings.maxBackoffMs),
     maxDoublings: settings.maxDoublings,
   };
+}
+
+function httpTarget(target: HttpTargetSettings): HttpTargetInit {
+  return { uri: target.uri, httpMethod: httpMethod(target.method), headers: target.headers };
+}
+
+function httpRequest(request: HttpRequestSettings): HttpRequestInit {
+  return { url: request.url, httpMethod: httpMethod(request.method), headers: request.headers };
+}
+
+const METHODS: Record<string, HttpMethod> = {
+  POST: HttpMethod.POST,
+  GET: HttpMethod.GET,
+  HEAD: HttpMethod.HEAD,
+  PUT: HttpMethod.PUT,
+  DELETE: HttpMethod.DELETE,
+  PATCH: HttpMethod.PATCH,
+  OPTIONS: HttpMethod.OPTIONS,
+};
+
+function httpMethod(method: HttpMethodName | HttpMethod | undefined): HttpMethod {
+  if (method === undefined) {
+    return HttpMethod.UNSPECIFIED;
+  }
+  if (typeof method === "number") {
+    return method;
+  }
+  const value = Object.hasOwn(METHODS, method.toUpperCase()) ? METHODS[method.toUpperCase()] : undefined;
+  if (value === undefined) {
+    throw new TypeError(`unsupported HTTP method ${method}; supported: ${Object.keys(METHODS).join(", ")}`);
+  }
+  return value;
 }
 
 function queueType(type: QueueSettings["type"]): QueueType {

@@ -306,8 +306,9 @@ public final class TaskqClient implements AutoCloseable {
 
   /**
    * Changes the fields of the queue named by {@code paths} (for example
-   * {@code "rate_limits.max_dispatches_per_second"}, {@code "retry_config"}); no paths means
-   * every changeable field, the unset ones going back to their defaults.
+   * {@code "rate_limits.max_dispatches_per_second"}, {@code "retry_config"},
+   * {@code "http_target"}, which a queue without a target removes); no paths means every
+   * changeable field, the unset ones going back to their defaults.
    */
   public Queue updateQueue(Queue queue, String... paths) {
     Queue named = queue.toBuilder().setName(Names.queue(queue.getName())).build();
