@@ -121,6 +121,91 @@ def test_queue_update_without_options_is_a_usage_error(taskq, pull):
     assert "at least one setting" in result.err
 
 
+# HTTP push (public-looking hosts: the server refuses loopback and private ones; the queues are
+# paused or empty, so nothing is sent).
+
+
+@pytest.fixture
+def hooks(taskq):
+    """A paused push queue "hooks" with an HTTP target."""
+    result = taskq("queue", "create", "hooks", "--http-uri", "https://worker.example.com/base", "--http-method", "put",
+                   "--http-header", "X-Env=test", "--http-header", "Authorization=Bearer a=b")
+    assert result.status == 0, result.err
+    assert taskq("queue", "pause", "hooks").status == 0
+    return result
+
+
+def test_queue_create_with_an_http_target_shows_it(taskq, hooks):
+    shown = key_values(hooks.out)
+    assert (shown["http target"], shown["http method"]) == ("https://worker.example.com/base", "PUT")
+    assert (shown["http header X-Env"], shown["http header Authorization"]) == ("test", "Bearer a=b")
+    assert key_values(taskq("queue", "get", "hooks").out)["http target"] == "https://worker.example.com/base"
+    target = taskq("queue", "get", "hooks", "--json").json()["http_target"]
+    assert target == {"uri": "https://worker.example.com/base", "http_method": "HTTP_METHOD_PUT",
+                      "headers": {"X-Env": "test", "Authorization": "Bearer a=b"}}
+
+
+def test_queue_get_says_when_a_push_queue_streams_its_tasks(taskq, pull):
+    taskq("queue", "create", "streamed")
+    assert key_values(taskq("queue", "get", "streamed").out)["http target"] == "- (tasks are streamed to workers)"
+    assert "http target" not in key_values(taskq("queue", "get", "work").out)
+    assert "http_target" not in taskq("queue", "get", "streamed", "--json").json()
+
+
+def test_queue_update_http_options_change_only_what_is_given(taskq, hooks):
+    target = taskq("queue", "update", "hooks", "--http-uri", "https://worker.example.com/v2", "--json").json()["http_target"]
+    assert target == {"uri": "https://worker.example.com/v2", "http_method": "HTTP_METHOD_PUT",
+                      "headers": {"X-Env": "test", "Authorization": "Bearer a=b"}}
+    target = taskq("queue", "update", "hooks", "--http-method", "PATCH", "--json").json()["http_target"]
+    assert (target["uri"], target["http_method"]) == ("https://worker.example.com/v2", "HTTP_METHOD_PATCH")
+    # Headers given replace the whole set.
+    target = taskq("queue", "update", "hooks", "--http-header", "X-Env=prod", "--json").json()["http_target"]
+    assert target["headers"] == {"X-Env": "prod"} and target["uri"] == "https://worker.example.com/v2"
+
+
+def test_queue_update_no_http_target_removes_it(taskq, hooks):
+    queue = taskq("queue", "update", "hooks", "--no-http-target", "--json").json()
+    assert "http_target" not in queue
+    added = taskq("queue", "update", "hooks", "--http-uri", "https://worker.example.com/again", "--max-attempts", "3")
+    shown = key_values(added.out)
+    assert (shown["http target"], shown["max attempts"]) == ("https://worker.example.com/again", "3")
+    assert shown["http method"] in ("POST (default)", "POST")
+
+
+def test_queue_update_no_http_target_with_other_http_options_is_a_usage_error(taskq, hooks):
+    result = taskq("queue", "update", "hooks", "--no-http-target", "--http-uri", "https://worker.example.com/")
+    assert result.status == 2
+    assert "--no-http-target cannot be combined" in result.err
+
+
+def test_task_add_with_an_http_request_shows_it(taskq, hooks):
+    result = taskq("task", "add", "hooks", "--name", "t1", "--payload", '{"a": 1}', "--url", "/path?x=1",
+                   "--method", "put", "--header", "Content-Type=application/json")
+    assert result.status == 0, result.err
+    shown = key_values(result.out)
+    assert (shown["http url"], shown["http method"]) == ("/path?x=1", "PUT")
+    assert shown["http header Content-Type"] == "application/json"
+    assert shown["responses"] == "0"
+    fetched = taskq("task", "get", "queues/hooks/tasks/t1", "--json").json()
+    assert fetched["http_request"] == {"url": "/path?x=1", "http_method": "HTTP_METHOD_PUT",
+                                       "headers": {"Content-Type": "application/json"}}
+    assert fetched["response_count"] == 0
+    assert key_values(taskq("task", "get", "queues/hooks/tasks/t1").out)["http url"] == "/path?x=1"
+
+
+def test_task_add_with_only_a_method_takes_the_queues_url(taskq, hooks):
+    shown = key_values(taskq("task", "add", "hooks", "--method", "delete").out)
+    assert (shown["http url"], shown["http method"]) == ("(the queue's)", "DELETE")
+    plain = key_values(taskq("task", "add", "hooks", "--payload", "x").out)
+    assert "http url" not in plain and "responses" not in plain
+
+
+def test_task_add_with_an_http_request_on_a_streamed_queue_is_refused(taskq):
+    taskq("queue", "create", "streamed")
+    result = taskq("task", "add", "streamed", "--url", "/path")
+    assert result.status == 1
+    assert "NOT_AN_HTTP_QUEUE" in result.err
+
 def test_queue_pause_and_resume(taskq, pull):
     assert taskq("queue", "pause", "work").out == "paused queues/work\n"
     assert taskq("queue", "get", "work", "--json").json()["state"] == "QUEUE_STATE_PAUSED"
@@ -269,6 +354,11 @@ def test_a_missing_queue_is_one_line_on_stderr_and_status_1(taskq):
     ("task", "add", "q", "--delay", "3 weeks"),
     ("task", "add", "q", "--eta", "tomorrow"),
     ("task", "list", "q", "--state", "done"),
+    ("queue", "create", "q", "--http-method", "FETCH"),
+    ("queue", "create", "q", "--http-header", "X-Env"),
+    ("queue", "update", "q", "--http-header", "X Env=1"),
+    ("task", "add", "q", "--method", "connect"),
+    ("task", "add", "q", "--header", "=value"),
 ])
 def test_invalid_option_values_are_one_line_and_status_2(taskq, arguments):
     result = taskq(*arguments)

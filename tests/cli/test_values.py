@@ -42,6 +42,19 @@ def test_attributes_split_at_the_first_equals_sign():
         values.attribute("=value")
 
 
+def test_headers_split_at_the_first_equals_sign():
+    assert values.header("Authorization=Bearer a=b") == ("Authorization", "Bearer a=b")
+    assert values.header("X-Empty=") == ("X-Empty", "")
+    for text in ("X-Env", "=v", "X Env=1", "X-Env:=1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="NAME=VALUE"):
+            values.header(text)
+
+
+def test_http_methods_are_case_insensitive_and_listed_when_wrong():
+    assert values.http_method("put") == "PUT" and values.http_method(" Options ") == "OPTIONS"
+    with pytest.raises(argparse.ArgumentTypeError, match="POST, GET, HEAD, PUT, DELETE, PATCH, OPTIONS"):
+        values.http_method("FETCH")
+
 def test_states_accept_a_comma_separated_list():
     assert values.states("Ready,TASK_STATE_LEASED") == ["ready", "leased"]
 

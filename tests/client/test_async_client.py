@@ -17,7 +17,7 @@ from taskq.client import (
     TaskNotFound,
     Unavailable,
 )
-from taskq.v1 import queue_pb2, task_pb2
+from taskq.v1 import http_pb2, queue_pb2, task_pb2
 
 
 def run(server, scenario):
@@ -78,6 +78,22 @@ def test_task_methods_mirror_the_sync_client(server):
 
     run(server, scenario)
 
+
+def test_http_push_fields_mirror_the_sync_client(server):
+    async def scenario(client: AsyncClient):
+        target = {"uri": "https://worker.example.com/base", "headers": {"X-Env": "test"}}
+        created = await client.create_queue("hooks", http_target=target)
+        assert created.http_target.uri == "https://worker.example.com/base"
+        assert created.http_target.headers == {"X-Env": "test"}
+        await client.pause_queue("hooks")
+        task = await client.create_task("hooks", http_request={"url": "/path?x=1", "http_method": "get"},  # GET: no body
+                                        batch=False)
+        fetched = await client.get_task(task)
+        assert fetched.http_request == http_pb2.HttpRequest(url="/path?x=1", http_method=http_pb2.HTTP_METHOD_GET)
+        updated = await client.update_queue("hooks", http_target=None)
+        assert not updated.HasField("http_target")
+
+    run(server, scenario)
 
 def test_lease_tasks_waits_for_a_task_longer_than_the_client_timeout(server):
     server.create_queue("work")

@@ -26,7 +26,7 @@ from taskq.client import (
     WrongQueueType,
     from_rpc_error,
 )
-from taskq.v1 import queue_pb2, queue_service_pb2, queue_service_pb2_grpc, task_pb2
+from taskq.v1 import http_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc, task_pb2
 
 
 @pytest.fixture
@@ -102,6 +102,58 @@ def test_update_queue_with_none_resets_a_setting_to_its_default(client):
     assert not updated.rate_limits.HasField("max_dispatches_per_second")
     assert updated.retry_config.max_backoff.seconds == 60
 
+
+# HTTP push (the server refuses loopback and private hosts: these look public and are never
+# reached, the queue being paused).
+
+HTTP_TARGET = {"uri": "https://worker.example.com/base", "http_method": "put", "headers": {"X-Env": "test"}}
+
+
+def test_an_http_target_and_an_http_request_round_trip(client):
+    created = client.create_queue("hooks", http_target=HTTP_TARGET)
+    assert created.http_target == http_pb2.HttpTarget(
+        uri="https://worker.example.com/base", http_method=http_pb2.HTTP_METHOD_PUT, headers={"X-Env": "test"})
+    client.pause_queue("hooks")
+    assert client.get_queue("hooks").http_target == created.http_target
+    task = client.create_task("hooks", b'{"a": 1}', name="t1", http_request={
+        "url": "/path?x=1", "http_method": "PUT", "headers": {"Content-Type": "application/json"}})
+    expected = http_pb2.HttpRequest(url="/path?x=1", http_method=http_pb2.HTTP_METHOD_PUT,
+                                    headers={"Content-Type": "application/json"})
+    assert task.http_request == expected
+    fetched = client.get_task(task)
+    assert fetched.http_request == expected and fetched.payload == b'{"a": 1}'
+    assert fetched.response_count == 0
+    [batched, plain] = client.create_tasks("hooks", [
+        {"payload": b"b", "http_request": {"url": "https://other.example.com/x", "http_method": "post"}},
+        {"payload": b"c"},
+    ])
+    assert client.get_task(batched).http_request == http_pb2.HttpRequest(
+        url="https://other.example.com/x", http_method=http_pb2.HTTP_METHOD_POST)
+    assert not client.get_task(plain).HasField("http_request")
+
+
+def test_update_queue_replaces_or_removes_the_http_target(client):
+    client.create_queue("hooks", http_target=HTTP_TARGET, max_attempts=4)
+    updated = client.update_queue("hooks", http_target={"uri": "https://worker.example.com/v2"})
+    # The whole target is replaced: the method is the default again (the server may show it as POST).
+    assert updated.http_target.uri == "https://worker.example.com/v2" and not updated.http_target.headers
+    assert updated.http_target.http_method in (http_pb2.HTTP_METHOD_UNSPECIFIED, http_pb2.HTTP_METHOD_POST)
+    assert updated.retry_config.max_attempts == 4
+    removed = client.update_queue("hooks", http_target=None)
+    assert not removed.HasField("http_target") and not client.get_queue("hooks").HasField("http_target")
+    added = client.update_queue("hooks", http_target="https://worker.example.com/v3")
+    assert added.http_target.uri == "https://worker.example.com/v3"
+
+
+def test_http_fields_where_they_do_not_belong_are_refused(client, pull):
+    client.create_queue("streamed")
+    with pytest.raises(InvalidArgument) as refused:
+        client.create_task("streamed", http_request={"url": "/path"})
+    assert refused.value.reason == "NOT_AN_HTTP_QUEUE"
+    with pytest.raises(InvalidArgument):
+        client.create_queue("pulled", type="pull", http_target=HTTP_TARGET)
+    with pytest.raises(ValueError, match="HTTP method"):
+        client.create_queue("hooks", http_target={"uri": "https://worker.example.com/", "http_method": "FETCH"})
 
 def test_update_queue_without_settings_is_refused_before_any_call(client, pull):
     with pytest.raises(ValueError):

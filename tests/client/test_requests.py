@@ -24,7 +24,7 @@ from taskq.client.call_retry import Backoff, CallRetry, is_retried, may_resend
 from taskq.client.channel import channel_options
 from taskq.client.names import queue_name, task_name_in
 from taskq.client.times import to_duration
-from taskq.v1 import queue_service_pb2, task_pb2, task_service_pb2
+from taskq.v1 import http_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 
 @pytest.mark.parametrize(("given", "expected"), [
@@ -77,6 +77,96 @@ def test_unknown_queue_settings_are_refused():
     with pytest.raises(TypeError, match="rate"):
         requests.queue_message("q", rate=5)
 
+
+
+# HTTP push fields ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("POST", http_pb2.HTTP_METHOD_POST),
+    ("get", http_pb2.HTTP_METHOD_GET),
+    (" Patch ", http_pb2.HTTP_METHOD_PATCH),
+    ("http_method_delete", http_pb2.HTTP_METHOD_DELETE),
+    ("OPTIONS", http_pb2.HTTP_METHOD_OPTIONS),
+    ("head", http_pb2.HTTP_METHOD_HEAD),
+    (http_pb2.HTTP_METHOD_PUT, http_pb2.HTTP_METHOD_PUT),
+    (None, http_pb2.HTTP_METHOD_UNSPECIFIED),
+])
+def test_http_methods_are_taken_by_name_in_any_case(given, expected):
+    assert requests.http_method_value(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["FETCH", "", "CONNECT", "TRACE", 99, -1, True])
+def test_an_unknown_http_method_is_refused_with_the_known_ones(bad):
+    with pytest.raises(ValueError, match=r"HTTP method must be one of POST, GET, HEAD, PUT, DELETE, PATCH, OPTIONS"):
+        requests.http_method_value(bad)
+
+
+def test_create_queue_request_takes_an_http_target_as_a_mapping_a_message_or_a_uri():
+    headers = {"X-Env": "test", "Authorization": "Bearer a=b"}
+    request = requests.create_queue_request(
+        "hooks", http_target={"uri": "https://worker.example.com/base", "http_method": "put", "headers": headers})
+    target = request.queue.http_target
+    assert request.queue.HasField("http_target")
+    assert (target.uri, target.http_method, dict(target.headers)) == (
+        "https://worker.example.com/base", http_pb2.HTTP_METHOD_PUT, headers)
+    message = http_pb2.HttpTarget(uri="https://worker.example.com/", http_method=http_pb2.HTTP_METHOD_PATCH)
+    from_message = requests.create_queue_request("hooks", http_target=message).queue.http_target
+    assert from_message == message and from_message is not message
+    from_uri = requests.create_queue_request("hooks", http_target="https://worker.example.com/x").queue.http_target
+    assert from_uri == http_pb2.HttpTarget(uri="https://worker.example.com/x")
+    assert not requests.create_queue_request("hooks").queue.HasField("http_target")
+
+
+def test_an_http_target_with_a_bad_method_or_an_unknown_field_is_refused():
+    with pytest.raises(ValueError, match="'SEND'"):
+        requests.queue_message("hooks", http_target={"uri": "https://worker.example.com/", "http_method": "SEND"})
+    with pytest.raises(TypeError, match="'method'"):
+        requests.queue_message("hooks", http_target={"uri": "https://worker.example.com/", "method": "PUT"})
+    with pytest.raises(TypeError, match="headers"):
+        requests.queue_message("hooks", http_target={"uri": "https://worker.example.com/", "headers": ["X-A: 1"]})
+    with pytest.raises(TypeError, match="http_target"):
+        requests.queue_message("hooks", http_target=42)
+
+
+def test_update_queue_request_sets_or_removes_the_whole_http_target():
+    update = requests.update_queue_request("hooks", http_target={"uri": "https://worker.example.com/v2"})
+    assert list(update.update_mask.paths) == ["http_target"]
+    assert update.queue.http_target.uri == "https://worker.example.com/v2"
+    removal = requests.update_queue_request("hooks", http_target=None, max_attempts=3)
+    assert list(removal.update_mask.paths) == ["http_target", "retry_config.max_attempts"]
+    assert not removal.queue.HasField("http_target")
+
+
+def test_create_task_request_takes_an_http_request_as_a_mapping_a_message_or_a_url():
+    request = requests.create_task_request(
+        "hooks", b"{}", http_request={"url": "/path?x=1", "http_method": "Post",
+                                      "headers": {"Content-Type": "application/json"}})
+    http = request.task.http_request
+    assert (http.url, http.http_method, dict(http.headers)) == (
+        "/path?x=1", http_pb2.HTTP_METHOD_POST, {"Content-Type": "application/json"})
+    message = http_pb2.HttpRequest(url="https://other.example.com/x", http_method=http_pb2.HTTP_METHOD_GET)
+    assert requests.create_task_request("hooks", http_request=message).task.http_request == message
+    assert requests.create_task_request("hooks", http_request="/only/a/path").task.http_request.url == "/only/a/path"
+    # Only the method: the URL and headers stay the queue's.
+    just_method = requests.create_task_request("hooks", http_request={"http_method": "delete"}).task
+    assert just_method.HasField("http_request") and just_method.http_request.url == ""
+    assert not requests.create_task_request("hooks").task.HasField("http_request")
+    with pytest.raises(ValueError, match="'YEET'"):
+        requests.create_task_request("hooks", http_request={"url": "/", "http_method": "YEET"})
+    with pytest.raises(TypeError, match="'uri'"):
+        requests.create_task_request("hooks", http_request={"uri": "/"})
+
+
+def test_batch_items_carry_their_http_requests():
+    batch = requests.batch_create_tasks_request("hooks", [
+        {"payload": b"a", "http_request": {"url": "/a", "http_method": "put"}},
+        task_pb2.Task(http_request=http_pb2.HttpRequest(url="/b")),
+        {"payload": b"c"},
+    ])
+    assert [item.task.http_request.url for item in batch.requests] == ["/a", "/b", ""]
+    assert batch.requests[0].task.http_request.http_method == http_pb2.HTTP_METHOD_PUT
+    assert not batch.requests[2].task.HasField("http_request")
 
 @pytest.mark.parametrize(("arguments", "expected"), [
     ({"state": "ready"}, "state = READY"),

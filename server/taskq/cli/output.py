@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2
 
 from taskq.client.times import seconds, to_datetime
-from taskq.v1 import queue_pb2, task_pb2
+from taskq.v1 import http_pb2, queue_pb2, task_pb2
 
 #: Shown for a value that is not set, or not fetched.
 NOTHING = "-"
@@ -121,6 +121,17 @@ def enum_text(enum: Any, value: int, prefix: str) -> str:
         return str(value)
 
 
+def http_method_text(method: int, default: str) -> str:
+    """`PUT` for HTTP_METHOD_PUT; `default` when unset."""
+    if method == http_pb2.HTTP_METHOD_UNSPECIFIED:
+        return default
+    return enum_text(http_pb2.HttpMethod, method, "HTTP_METHOD_").upper()
+
+
+def _header_pairs(headers: Any) -> list[tuple[str, str]]:
+    return [(f"http header {name}", value) for name, value in sorted(headers.items(), key=lambda item: item[0].lower())]
+
+
 # Queues --------------------------------------------------------------------------------------
 
 
@@ -172,6 +183,13 @@ def queue_details(queue: queue_pb2.Queue) -> str:
         ("updated", time_text(queue.update_time)),
         ("purged", time_text(queue.purge_time, queue.HasField("purge_time"))),
     ]
+    if queue.HasField("http_target"):
+        target = queue.http_target
+        pairs += [("http target", target.uri or "- (each task gives an absolute URL)"),
+                  ("http method", http_method_text(target.http_method, "POST (default)"))]
+        pairs += _header_pairs(target.headers)
+    elif queue.type != queue_pb2.QUEUE_TYPE_PULL:
+        pairs.append(("http target", "- (tasks are streamed to workers)"))
     return key_values(pairs)
 
 
@@ -224,6 +242,15 @@ def task_details(task: task_pb2.Task, indent: str = "", name: bool = True) -> st
     if task.HasField("last_attempt") and task.last_attempt.HasField("error"):
         error = task.last_attempt.error
         pairs.append(("last error", f"{_code_name(error.code)}: {error.message}"))
+    if task.HasField("last_attempt") and task.last_attempt.http_status:
+        pairs.append(("last http status", str(task.last_attempt.http_status)))
+    if task.HasField("http_request"):
+        request = task.http_request
+        pairs += [("http url", request.url or "(the queue's)"),
+                  ("http method", http_method_text(request.http_method, "(the queue's)"))]
+        pairs += _header_pairs(request.headers)
+    if task.HasField("http_request") or task.response_count:
+        pairs.append(("responses", str(task.response_count)))
     for key, value in sorted(task.attributes.items()):
         pairs.append((f"attribute {key}", value))
     if task.HasField("retry_config") and task.retry_config.HasField("max_attempts"):

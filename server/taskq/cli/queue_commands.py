@@ -11,6 +11,7 @@ from taskq.cli import output, values
 from taskq.cli.connection import UsageError, command, common_options
 from taskq.client import Client
 from taskq.client.names import queue_name
+from taskq.v1 import http_pb2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +64,41 @@ def _given_settings(arguments: argparse.Namespace) -> dict[str, Any]:
             for option in SETTING_OPTIONS if hasattr(arguments, option.setting)}
 
 
+def _add_http_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
+    group = parser.add_argument_group(
+        "HTTP push", "push: deliver each task as an HTTP request to a worker service instead of streaming it to workers"
+        + ("; options not given keep their current values" if update else ""))
+    group.add_argument("--http-uri", metavar="URL",
+                       help="the worker service's base URL (http:// or https://); tasks with a path are sent under it")
+    group.add_argument("--http-method", type=values.http_method, metavar="METHOD",
+                       help="the method of tasks that do not choose one: POST (the default), GET, HEAD, PUT, DELETE, "
+                            "PATCH or OPTIONS")
+    group.add_argument("--http-header", type=values.header, action="append", metavar="NAME=VALUE",
+                       help="a header added to every request; repeat for more"
+                            + (" (given, they replace all the current ones)" if update else ""))
+    if update:
+        group.add_argument("--no-http-target", action="store_true",
+                           help="remove the HTTP target: tasks are streamed to workers again")
+
+
+def _http_options_given(arguments: argparse.Namespace) -> bool:
+    return any(value is not None for value in (arguments.http_uri, arguments.http_method, arguments.http_header))
+
+
+def _http_target(arguments: argparse.Namespace, current: http_pb2.HttpTarget | None = None) -> dict[str, Any]:
+    """The target the HTTP options describe, over `current` (a queue's target, on update)."""
+    target: dict[str, Any] = {"uri": "", "http_method": None, "headers": {}}
+    if current is not None:
+        target = {"uri": current.uri, "http_method": current.http_method, "headers": dict(current.headers)}
+    if arguments.http_uri is not None:
+        target["uri"] = arguments.http_uri
+    if arguments.http_method is not None:
+        target["http_method"] = arguments.http_method
+    if arguments.http_header is not None:
+        target["headers"] = dict(arguments.http_header)
+    return target
+
+
 def add_parser(subparsers) -> None:
     queue = subparsers.add_parser("queue", help="create, inspect and manage queues",
                                   description="Create, inspect and manage queues.")
@@ -80,9 +116,12 @@ def add_parser(subparsers) -> None:
     create = action("create", "create a queue", _create)
     create.add_argument("--type", type=values.queue_type, default="push", help="push (default) or pull")
     _add_setting_options(create)
+    _add_http_options(create, update=False)
     action("list", "list all queues", _list, takes_name=False)
     action("get", "show a queue's settings", _get)
-    _add_setting_options(action("update", "change the given settings of a queue", _update))
+    update = action("update", "change the given settings of a queue", _update)
+    _add_setting_options(update)
+    _add_http_options(update, update=True)
     action("pause", "stop a queue handing out tasks", _pause)
     action("resume", "let a paused queue hand out tasks again", _resume)
     action("purge", "delete every task of a queue", _purge)
@@ -98,7 +137,10 @@ def _show_queue(queue, arguments: argparse.Namespace) -> None:
 
 
 def _create(client: Client, arguments: argparse.Namespace) -> None:
-    _show_queue(client.create_queue(arguments.queue, type=arguments.type, **_given_settings(arguments)), arguments)
+    settings = _given_settings(arguments)
+    if _http_options_given(arguments):
+        settings["http_target"] = _http_target(arguments)
+    _show_queue(client.create_queue(arguments.queue, type=arguments.type, **settings), arguments)
 
 
 def _list(client: Client, arguments: argparse.Namespace) -> None:
@@ -117,6 +159,16 @@ def _get(client: Client, arguments: argparse.Namespace) -> None:
 
 def _update(client: Client, arguments: argparse.Namespace) -> None:
     settings = _given_settings(arguments)
+    if arguments.no_http_target:
+        if _http_options_given(arguments):
+            raise UsageError("queue update: --no-http-target cannot be combined with --http-uri, --http-method "
+                             "or --http-header")
+        settings["http_target"] = None
+    elif _http_options_given(arguments):
+        # UpdateQueue replaces the whole target: start from the current one, so that the
+        # options not given keep their values.
+        queue = client.get_queue(arguments.queue)
+        settings["http_target"] = _http_target(arguments, queue.http_target if queue.HasField("http_target") else None)
     if not settings:
         # UpdateQueue with an empty mask resets every setting; never what "change nothing" means.
         raise UsageError("queue update: give at least one setting to change (see taskq queue update --help)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from typing import Any
 
 from taskq.cli import output, values
 from taskq.cli.connection import UsageError, command, common_options
@@ -38,6 +39,14 @@ def add_parser(subparsers) -> None:
                      help="an attribute for the worker; repeat for more")
     add.add_argument("--max-attempts", type=values.count, metavar="N",
                      help="attempts this task gets, overriding the queue's; 0 for unlimited")
+    http = add.add_argument_group("HTTP push", "queues with an HTTP target: the request this task becomes "
+                                                "(its body is the payload); options not given take the queue's")
+    http.add_argument("--url", metavar="URL_OR_PATH",
+                      help="an absolute http(s) URL, or a path with an optional query sent under the queue's URL")
+    http.add_argument("--method", type=values.http_method, metavar="METHOD",
+                      help="POST, GET, HEAD, PUT, DELETE, PATCH or OPTIONS (GET, HEAD, DELETE and OPTIONS send no body)")
+    http.add_argument("--header", type=values.header, action="append", metavar="NAME=VALUE",
+                      help="a request header, e.g. Content-Type=application/json; repeat for more")
 
     listing = action("list", "list the tasks of a queue", _list)
     listing.add_argument("queue", metavar="QUEUE", help="queue id or name")
@@ -94,6 +103,12 @@ def _read_payload(arguments: argparse.Namespace) -> bytes:
         raise UsageError(f"cannot read --payload-file {arguments.payload_file}: {error.strerror}") from None
 
 
+def _http_request(arguments: argparse.Namespace) -> dict[str, Any] | None:
+    if arguments.url is None and arguments.method is None and arguments.header is None:
+        return None
+    return {"url": arguments.url or "", "http_method": arguments.method, "headers": dict(arguments.header or [])}
+
+
 def _add(client: Client, arguments: argparse.Namespace) -> None:
     retry = {} if arguments.max_attempts is None else {"max_attempts": arguments.max_attempts}
     task = client.create_task(
@@ -104,6 +119,7 @@ def _add(client: Client, arguments: argparse.Namespace) -> None:
         delay=arguments.delay,
         schedule_time=arguments.eta,
         attributes=dict(arguments.attribute),
+        http_request=_http_request(arguments),
         **retry,
     )
     _show_task(task, arguments)

@@ -10,7 +10,7 @@ import datetime
 import math
 import re
 
-from taskq.client.requests import TASK_STATES
+from taskq.client.requests import HTTP_METHODS, TASK_STATES
 
 #: Seconds per duration unit, App Engine style (`retry_parameters`, `task_age_limit`).
 DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -109,6 +109,23 @@ def attribute(text: str) -> tuple[str, str]:
     if not separator or not key:
         raise argparse.ArgumentTypeError(f"invalid attribute {text!r}: use KEY=VALUE")
     return key, value
+
+
+def header(text: str) -> tuple[str, str]:
+    """(name, value) of an HTTP header from `NAME=VALUE`; the value may be empty or contain `=`."""
+    name, separator, value = text.partition("=")
+    name = name.strip()
+    if not separator or not name or any(character.isspace() or character == ":" for character in name):
+        raise argparse.ArgumentTypeError(f"invalid header {text!r}: use NAME=VALUE, e.g. Content-Type=application/json")
+    return name, value
+
+
+def http_method(text: str) -> str:
+    """An HTTP method's upper-case name from `post`, `GET`, ... (case-insensitive)."""
+    cleaned = text.strip().upper()
+    if cleaned not in HTTP_METHODS:
+        raise argparse.ArgumentTypeError(f"invalid HTTP method {text!r}: use {', '.join(HTTP_METHODS)}")
+    return cleaned
 
 
 def states(text: str) -> list[str]:

@@ -7,7 +7,9 @@
 fail with UNAVAILABLE, across a restart of the server (`CallRetry`). Errors are
 `TaskqError` subclasses, one per gRPC code and per common reason. `Worker` runs a handler for
 each task of a push queue, `PullWorker` for each task of a pull queue; a handler raises
-`Retry` or `PermanentError` to say how its task failed. `taskq.client.requests` builds
+`Retry` or `PermanentError` to say how its task failed. `verify_signature` (and
+`verify_wsgi_request`) check the `X-Taskq-Signature` of HTTP push requests a worker service
+receives (see `taskq.client.signature`). `taskq.client.requests` builds
 request messages and `taskq.client.channel` configures channels, for other transports to
 reuse.
 """
@@ -47,6 +49,7 @@ from taskq.client.errors import (
 )
 from taskq.client.failures import PermanentError, Retry
 from taskq.client.pull import PullWorker
+from taskq.client.signature import verify_request, verify_signature, verify_wsgi_request
 from taskq.client.worker import Worker
 
 __all__ = [
@@ -58,4 +61,5 @@ __all__ = [
     "Unauthenticated", "UnknownError",
     "QueueNotFound", "TaskNotFound", "QueueAlreadyExists", "TaskAlreadyExists", "TaskTombstoned", "LeaseLost",
     "QueuePaused", "WrongQueueType", "TaskLeased",
+    "verify_signature", "verify_request", "verify_wsgi_request",
 ]

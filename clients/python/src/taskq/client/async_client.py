@@ -28,7 +28,7 @@ from taskq.client.channel import create_aio_channel
 from taskq.client.client import DEFAULT_ADDRESS
 from taskq.client.errors import TaskqError, from_rpc_error, from_status
 from taskq.client.names import queue_name, task_name
-from taskq.client.requests import BatchItem, QueueSettings, RetrySettings, View
+from taskq.client.requests import BatchItem, HttpRequestLike, QueueSettings, RetrySettings, View
 from taskq.client.times import Seconds, When, seconds, to_duration
 from taskq.v1 import (
     queue_pb2,
@@ -189,6 +189,7 @@ class AsyncClient:
         dispatch_deadline: Seconds | None = None,
         request_id: str | None = None,
         view: View = None,
+        http_request: HttpRequestLike | None = None,
         batch: bool = True,
         **retry: Unpack[RetrySettings],
     ) -> task_pb2.Task:
@@ -196,7 +197,8 @@ class AsyncClient:
         `batch=False` sends this create on its own."""
         request = requests.create_task_request(
             queue, payload, name=name, tag=tag, schedule_time=schedule_time, delay=delay, attributes=attributes,
-            dispatch_deadline=dispatch_deadline, request_id=request_id, view=view, **retry,
+            dispatch_deadline=dispatch_deadline, request_id=request_id, view=view, http_request=http_request,
+            **retry,
         )
         if batch and self._batcher is not None:
             return await self._batcher.submit(request.parent, request)

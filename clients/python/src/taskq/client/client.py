@@ -30,7 +30,7 @@ from taskq.client.call_retry import DEFAULT_CALL_RETRY, Backoff, CallRetry, may_
 from taskq.client.channel import create_channel
 from taskq.client.errors import TaskqError, from_rpc_error, from_status
 from taskq.client.names import queue_name, task_name
-from taskq.client.requests import BatchItem, QueueSettings, RetrySettings, View
+from taskq.client.requests import BatchItem, HttpRequestLike, QueueSettings, RetrySettings, View
 from taskq.client.times import Seconds, When, seconds, to_duration
 from taskq.v1 import (
     queue_pb2,
@@ -156,7 +156,12 @@ class Client:
     def create_queue(self, queue: str | queue_pb2.Queue, *, type: str | int | None = None,
                      **settings: Unpack[QueueSettings]) -> queue_pb2.Queue:
         """Creates a queue (`type` "push", the default, or "pull") with the given settings, or
-        from a Queue message. Raises QueueAlreadyExists if the name is taken."""
+        from a Queue message. Raises QueueAlreadyExists if the name is taken.
+
+        A push queue with `http_target` delivers its tasks as HTTP requests instead of streaming
+        them to workers: `http_target={"uri": "https://worker.example.com/tasks",
+        "http_method": "PUT", "headers": {"X-Env": "prod"}}` (or an HttpTarget message, or the
+        URI alone)."""
         request = requests.create_queue_request(queue, type=type, **settings)
         return self._call(self._queues.CreateQueue, request).queue
 
@@ -173,7 +178,8 @@ class Client:
     def update_queue(self, queue: str | queue_pb2.Queue, *, update_mask: Iterable[str] | None = None,
                      **settings: Unpack[QueueSettings]) -> queue_pb2.Queue:
         """Changes exactly the given settings (None resets one to its default); or, with a Queue
-        message, the fields named by `update_mask`."""
+        message, the fields named by `update_mask`. `http_target` replaces the whole target;
+        `http_target=None` removes it."""
         request = requests.update_queue_request(queue, update_mask=update_mask, **settings)
         return self._call(self._queues.UpdateQueue, request).queue
 
@@ -217,6 +223,7 @@ class Client:
         dispatch_deadline: Seconds | None = None,
         request_id: str | None = None,
         view: View = None,
+        http_request: HttpRequestLike | None = None,
         batch: bool = True,
         **retry: Unpack[RetrySettings],
     ) -> task_pb2.Task:
@@ -225,7 +232,10 @@ class Client:
         `name` (an id or full name) de-duplicates: an existing one raises TaskAlreadyExists, a
         recently finished one TaskTombstoned. `schedule_time` (aware datetime or epoch seconds)
         or `delay` (seconds from now) sets the ETA. Retry settings (`max_attempts`, ...)
-        override the queue's for this task. A random `request_id` is sent unless one is given,
+        override the queue's for this task. On a queue with an HTTP target, `http_request` is the
+        request this task becomes, e.g. `{"url": "/path?x=1", "http_method": "POST", "headers":
+        {"Content-Type": "application/json"}}` (an HttpRequest message, or the URL or path
+        alone); its body is the payload. A random `request_id` is sent unless one is given,
         the same on every automatic retry, so those retries cannot add the task twice. An
         application that retries a create itself (after this call raised) must pass its own
         `request_id`, the same on each of its attempts; `request_id=""` sends none and turns
@@ -237,7 +247,8 @@ class Client:
         """
         request = requests.create_task_request(
             queue, payload, name=name, tag=tag, schedule_time=schedule_time, delay=delay, attributes=attributes,
-            dispatch_deadline=dispatch_deadline, request_id=request_id, view=view, **retry,
+            dispatch_deadline=dispatch_deadline, request_id=request_id, view=view, http_request=http_request,
+            **retry,
         )
         if batch and self._batcher is not None:
             return self._batcher.submit(request.parent, request).result()

@@ -16,7 +16,7 @@ from google.protobuf import field_mask_pb2
 
 from taskq.client.names import queue_name, task_name, task_name_in
 from taskq.client.times import Seconds, When, to_duration, to_timestamp
-from taskq.v1 import queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
+from taskq.v1 import http_pb2, queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 
 class RetrySettings(TypedDict, total=False):
@@ -32,11 +32,42 @@ class RetrySettings(TypedDict, total=False):
     max_doublings: int | None
 
 
+#: An HTTP method: a name such as "POST" or "get" (case-insensitive, HTTP_METHOD_ prefix
+#: optional), an HttpMethod value, or None for the default (the queue's method, else POST).
+HttpMethodLike: TypeAlias = str | int | None
+
+
+class HttpTargetFields(TypedDict, total=False):
+    """An HttpTarget as a mapping (see http.proto): where a push queue sends its tasks."""
+
+    uri: str
+    http_method: HttpMethodLike
+    headers: Mapping[str, str] | None
+
+
+class HttpRequestFields(TypedDict, total=False):
+    """An HttpRequest as a mapping (see http.proto): the request one task becomes."""
+
+    url: str
+    http_method: HttpMethodLike
+    headers: Mapping[str, str] | None
+
+
+#: A queue's HTTP target: an HttpTarget message, a mapping of its fields
+#: ({"uri": ..., "http_method": "PUT", "headers": {...}}), or just the URI.
+HttpTargetLike: TypeAlias = http_pb2.HttpTarget | HttpTargetFields | Mapping[str, Any] | str
+#: A task's HTTP request: an HttpRequest message, a mapping of its fields
+#: ({"url": "/path", "http_method": "POST", "headers": {...}}), or just the URL or path.
+HttpRequestLike: TypeAlias = http_pb2.HttpRequest | HttpRequestFields | Mapping[str, Any] | str
+
+
 class QueueSettings(RetrySettings, total=False):
     """Changeable settings of a queue (see Queue in queue.proto).
 
     `max_dispatches_per_second=None` means unlimited; `dead_letter_queue` is a queue id or name,
-    "" or None for none. On a queue update, None resets a setting to its default.
+    "" or None for none; `http_target` (push queues) makes the queue deliver its tasks as HTTP
+    requests, see `http_target_message`. On a queue update, None resets a setting to its default
+    (`http_target=None` removes the target: tasks are streamed to workers again).
     """
 
     max_dispatches_per_second: float | None
@@ -46,6 +77,7 @@ class QueueSettings(RetrySettings, total=False):
     dead_letter_queue: str | None
     task_ttl: Seconds | None
     tombstone_ttl: Seconds | None
+    http_target: HttpTargetLike | None
 
 
 _RETRY_PATHS = {
@@ -65,6 +97,7 @@ QUEUE_SETTING_PATHS = {
     "dead_letter_queue": "dead_letter_queue",
     "task_ttl": "task_ttl",
     "tombstone_ttl": "tombstone_ttl",
+    "http_target": "http_target",
 }
 _DURATION_SETTINGS = {"max_retry_duration", "min_backoff", "max_backoff", "dispatch_deadline", "task_ttl",
                       "tombstone_ttl"}
@@ -107,6 +140,68 @@ def queue_type_value(queue_type: str | int | None) -> queue_pb2.QueueType:
     return cast(queue_pb2.QueueType, int(queue_type))
 
 
+#: HTTP methods by their upper-case names.
+HTTP_METHODS = {http_pb2.HttpMethod.Name(value).removeprefix("HTTP_METHOD_"): value
+                for value in http_pb2.HttpMethod.values() if value != http_pb2.HTTP_METHOD_UNSPECIFIED}
+
+
+def http_method_value(method: HttpMethodLike) -> http_pb2.HttpMethod:
+    """An HttpMethod from "POST", "get", "HTTP_METHOD_PUT", an HttpMethod value, or None (unset)."""
+    if method is None:
+        return http_pb2.HTTP_METHOD_UNSPECIFIED
+    if isinstance(method, str):
+        key = method.strip().upper().removeprefix("HTTP_METHOD_")
+        if key in HTTP_METHODS:
+            return HTTP_METHODS[key]
+    elif isinstance(method, int) and not isinstance(method, bool) and method in http_pb2.HttpMethod.values():
+        return cast(http_pb2.HttpMethod, method)
+    raise ValueError(f"HTTP method must be one of {', '.join(HTTP_METHODS)} (any case), not {method!r}")
+
+
+def _http_fields(value: Mapping[str, Any], url_field: str, what: str) -> dict[str, Any]:
+    known = (url_field, "http_method", "headers")
+    unknown = [key for key in value if key not in known]
+    if unknown:
+        raise TypeError(f"unknown {what} field {unknown[0]!r}; known: {', '.join(known)}")
+    fields: dict[str, Any] = {"http_method": http_method_value(value.get("http_method"))}
+    if value.get(url_field) is not None:
+        fields[url_field] = value[url_field]
+    headers = value.get("headers")
+    if headers is not None:
+        if not isinstance(headers, Mapping):
+            raise TypeError(f"{what} headers are a mapping of names to values, not {type(headers).__name__}")
+        fields["headers"] = dict(headers)
+    return fields
+
+
+def http_target_message(target: HttpTargetLike) -> http_pb2.HttpTarget:
+    """An HttpTarget from a message (copied), a mapping of its fields ({"uri": ...,
+    "http_method": "PUT", "headers": {...}}; the method by name, any case) or a URI string."""
+    if isinstance(target, http_pb2.HttpTarget):
+        copy = http_pb2.HttpTarget()
+        copy.CopyFrom(target)
+        return copy
+    if isinstance(target, str):
+        return http_pb2.HttpTarget(uri=target)
+    if isinstance(target, Mapping):
+        return http_pb2.HttpTarget(**_http_fields(target, "uri", "http_target"))
+    raise TypeError(f"an http_target is an HttpTarget, a mapping or a URI string, not {type(target).__name__}")
+
+
+def http_request_message(request: HttpRequestLike) -> http_pb2.HttpRequest:
+    """An HttpRequest from a message (copied), a mapping of its fields ({"url": "/path?x=1",
+    "http_method": "POST", "headers": {...}}; the method by name, any case) or a URL or path."""
+    if isinstance(request, http_pb2.HttpRequest):
+        copy = http_pb2.HttpRequest()
+        copy.CopyFrom(request)
+        return copy
+    if isinstance(request, str):
+        return http_pb2.HttpRequest(url=request)
+    if isinstance(request, Mapping):
+        return http_pb2.HttpRequest(**_http_fields(request, "url", "http_request"))
+    raise TypeError(f"an http_request is an HttpRequest, a mapping or a URL string, not {type(request).__name__}")
+
+
 # Queues ------------------------------------------------------------------------------------
 
 
@@ -129,6 +224,8 @@ def queue_message(
             continue
         if key == "dead_letter_queue":
             message.dead_letter_queue = queue_name(value) if value else ""
+        elif key == "http_target":
+            message.http_target.CopyFrom(http_target_message(value))
         elif key in _RETRY_PATHS:
             _set_retry_field(message.retry_config, key, value)
         elif key in _DURATION_SETTINGS:
@@ -211,12 +308,14 @@ def create_task_request(
     dispatch_deadline: Seconds | None = None,
     request_id: str | None = None,
     view: View = None,
+    http_request: HttpRequestLike | None = None,
     **retry: Unpack[RetrySettings],
 ) -> task_service_pb2.CreateTaskRequest:
     """A CreateTaskRequest. `name` is a task id or a full name (for de-duplication); `delay`
     is seconds from now on this machine's clock, exclusive with `schedule_time`. `request_id`
     None (the default) means a random one, so that retries never add a second task; "" sends
-    none."""
+    none. `http_request` (queues with an HTTP target) is the request the task becomes, see
+    `http_request_message`; its body is the payload."""
     if delay is not None and schedule_time is not None:
         raise ValueError("give either delay or schedule_time, not both")
     task = task_pb2.Task(payload=payload_bytes(payload), attributes=dict(attributes or {}), tag=tag or "")
@@ -229,6 +328,8 @@ def create_task_request(
         task.schedule_time.CopyFrom(to_timestamp(schedule_time))
     if dispatch_deadline is not None:
         task.dispatch_deadline.CopyFrom(to_duration(dispatch_deadline))
+    if http_request is not None:
+        task.http_request.CopyFrom(http_request_message(http_request))
     config = retry_config(**retry)
     if config is not None:
         task.retry_config.CopyFrom(config)
