@@ -16,12 +16,11 @@ from taskq.config import Config
 from taskq.core import limits
 from taskq.core.limits import DAY, HOUR, MINUTE, SECOND
 from taskq.core.model import Queue, QueueType, RetryPolicy
-from taskq.queue_file import QueueFileError, load_queue_file
+from taskq.queue_file import APP_ENGINE_TOMBSTONE_TTL_US, AppEngineRouting, QueueFileError, load_queue_file
 from taskq.v1 import queue_pb2, queue_service_pb2
 
 APP_ENGINE_QUEUE_YAML = """\
 # queue.yaml of an App Engine application, unchanged
-total_storage_limit: 120M
 queue:
 - name: default
   rate: 5/s
@@ -85,7 +84,7 @@ def expected_queue(queue_id: str, queue_type: QueueType = QueueType.PUSH, **fiel
         retry=default_retry(),
         dispatch_deadline_us=limits.DEFAULT_DISPATCH_DEADLINE_US,
         task_ttl_us=limits.DEFAULT_TASK_TTL_US,
-        tombstone_ttl_us=limits.DEFAULT_TOMBSTONE_TTL_US,
+        tombstone_ttl_us=APP_ENGINE_TOMBSTONE_TTL_US,  # App Engine's 9 days, unless the file says otherwise
     )
     values.update(fields)
     return Queue(**values)
@@ -153,10 +152,39 @@ def test_task_retry_limit_counts_retries_so_max_attempts_is_one_more(tmp_path):
     assert zero["once"][0].retry.max_attempts == 1
 
 
-def test_target_is_ignored_with_a_warning_naming_its_line(tmp_path, caplog):
+def test_without_an_application_url_target_is_ignored_with_a_warning_naming_its_line(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="taskq.queue_file"):
+        queues = load(tmp_path, APP_ENGINE_QUEUE_YAML)
+    assert any(":9: target of queue mail ignored" in record.getMessage() for record in caplog.records)
+    assert queues["mail"][0].http_target is None  # streamed push, as before
+
+
+def test_with_an_application_url_push_queues_deliver_to_it_and_targets_to_their_services(tmp_path):
+    routing = AppEngineRouting("http://app.internal:8080", {"mailer": "http://mailer.internal:8081/base"})
+    declared = {queue.queue_id: queue for queue, _ in load_queue_file(write(tmp_path, APP_ENGINE_QUEUE_YAML), routing)}
+    assert declared["default"].http_target.uri == "http://app.internal:8080"
+    assert declared["mail"].http_target.uri == "http://mailer.internal:8081/base"
+    assert declared["pull-work"].http_target is None
+    versioned = load_queue_file(write(tmp_path, "queue:\n- name: q\n  rate: 1/s\n  target: v2.mailer\n"), routing)
+    assert versioned[0][0].http_target.uri == "http://mailer.internal:8081/base"  # a version of the service
+    with pytest.raises(QueueFileError, match=r":4: target 'billing' has no URL: add billing=URL to --appengine-targets"):
+        load_queue_file(write(tmp_path, "queue:\n- name: q\n  rate: 1/s\n  target: billing\n"), routing)
+
+
+def test_acl_is_accepted_with_a_warning_that_it_is_not_enforced(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="taskq.queue_file"):
         load(tmp_path, APP_ENGINE_QUEUE_YAML)
-    assert any(":10: target of queue mail ignored" in record.getMessage() for record in caplog.records)
+    assert any(":28: acl of queue pull-work is not enforced" in record.getMessage() for record in caplog.records)
+
+
+def test_total_storage_limit_is_refused_with_its_line_rather_than_ignored(tmp_path):
+    with pytest.raises(QueueFileError, match=r":2: total_storage_limit is not enforced by taskq"):
+        load_queue_file(write(tmp_path, "# app\ntotal_storage_limit: 120M\nqueue:\n- name: q\n"))
+
+
+def test_names_are_reserved_for_app_engines_nine_days_unless_the_file_says_otherwise(tmp_path):
+    queues = load(tmp_path, "queue:\n- name: a\n- name: b\n  tombstone_ttl: 1h\n")
+    assert (queues["a"][0].tombstone_ttl_us, queues["b"][0].tombstone_ttl_us) == (9 * DAY, HOUR)
 
 
 def test_only_max_backoff_below_the_default_minimum_pulls_the_minimum_down(tmp_path):

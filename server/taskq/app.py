@@ -14,6 +14,7 @@ database is closed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 
@@ -27,8 +28,12 @@ from taskq.api.services import add_service
 from taskq.api.stream import StreamHandler
 from taskq.api.tasks import TaskServicer
 from taskq.config import Config, ConfigError
+from taskq.core import limits
 from taskq.core.clock import Clock
 from taskq.core.engine import Engine
+from taskq.core.errors import QueueAlreadyExists
+from taskq.core.model import HttpTarget, Queue, QueueType, RetryPolicy
+from taskq.httppush.delivery import HttpPush, HttpPushSettings
 from taskq.store.base import StoreError
 from taskq.store.commit import CommitLoop
 from taskq.store.database import Database
@@ -36,8 +41,21 @@ from taskq.store.disk import DiskSpace
 from taskq.store.faults import Faults
 from taskq.store.rocksdb import RocksStore
 from taskq.v1 import queue_service_pb2, task_service_pb2
+from taskq.web import HttpPort
 
 log = logging.getLogger(__name__)
+
+#: App Engine's implicit queue: push, 5 tasks a second, a bucket of 5, names kept 9 days.
+DEFAULT_QUEUE = Queue(
+    queue_id="default",
+    type=QueueType.PUSH,
+    retry=RetryPolicy(0, 0, limits.DEFAULT_MIN_BACKOFF_US, limits.DEFAULT_MAX_BACKOFF_US, limits.DEFAULT_MAX_DOUBLINGS),
+    dispatch_deadline_us=limits.DEFAULT_DISPATCH_DEADLINE_US,
+    task_ttl_us=limits.DEFAULT_TASK_TTL_US,
+    tombstone_ttl_us=9 * limits.DAY,
+    max_dispatches_per_second=5.0,
+    max_burst_size=5,
+)
 
 TASK_SERVICE = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name
 QUEUE_SERVICE = queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name
@@ -95,6 +113,10 @@ class TaskqServer:
         self._stopped = asyncio.Event()
         #: Failures injected into the store (a test seam; see store/faults.py).
         self.faults = Faults()
+        #: Delivers the tasks of queues with an HTTP target.
+        self.http_push: HttpPush | None = None
+        #: The HTTP port (--http-listen), if any.
+        self.http_port: HttpPort | None = None
 
     async def start(self) -> int:
         """Listens, opens the database and declares queues; returns the port."""
@@ -103,7 +125,7 @@ class TaskqServer:
             from taskq.queue_file import QueueFileError, load_queue_file
 
             try:
-                declared = load_queue_file(self.config.queues_file)
+                declared = load_queue_file(self.config.queues_file, self.config.appengine_routing())
             except QueueFileError as error:
                 raise StartupError(str(error)) from None
         for service in READINESS_SERVICES:
@@ -136,12 +158,46 @@ class TaskqServer:
             await self._server.stop(None)
             await engine.stop()
             raise StartupError(f"{self.config.queues_file}: {error}") from None
+        if (self.config.http_listen or self.config.appengine_url) and not any(
+            queue.queue_id == DEFAULT_QUEUE.queue_id for queue, _ in declared
+        ):
+            await self._declare_default_queue(engine)
         self.engine_ref.set(engine)
+        self.http_push = HttpPush(engine, HttpPushSettings(
+            allowed_networks=self.config.allowed_networks(),
+            signing_secrets=self.config.signing_secrets(),
+            max_in_flight=self.config.http_max_in_flight,
+            connect_timeout_s=self.config.http_connect_timeout_seconds,
+        ))
+        self.http_push.start()
+        if self.config.http_listen:
+            self.http_port = HttpPort(engine, self.config.http_listen, self.config.appengine_target_urls(),
+                                      self.config.max_message_bytes)
+            try:
+                await self.http_port.start()
+            except OSError as error:
+                await self.http_push.stop(0)
+                await self._server.stop(None)
+                await engine.stop()
+                raise StartupError(f"cannot listen on {self.config.http_listen} (HTTP): {error.strerror or error}") from None
+            log.info("HTTP port %d (App Engine API bridge: POST /rpc_http)", self.http_port.port)
         for service in READINESS_SERVICES:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         where = "PostgreSQL" if self.config.database else self.config.data_dir
         log.info("taskq serving on port %d, data in %s", port, where)
         return port
+
+    async def _declare_default_queue(self, engine: Engine) -> None:
+        """App Engine's implicit `default` queue, when the server serves App Engine apps and
+        no queue file declares it: created if missing, left as it is otherwise."""
+        queue = dataclasses.replace(DEFAULT_QUEUE, retry=dataclasses.replace(DEFAULT_QUEUE.retry))
+        if self.config.appengine_url:
+            queue.http_target = HttpTarget(self.config.appengine_url)
+        try:
+            await engine.queues.create(queue)
+            log.info("created App Engine's default queue (5/s, bucket 5)")
+        except QueueAlreadyExists:
+            pass
 
     def _database(self) -> Database:
         """PostgreSQL when a database is configured, else RocksDB in the data directory."""
@@ -180,6 +236,11 @@ class TaskqServer:
         self._stopped.set()
         grace = self.config.grace_period_seconds if grace is None else grace
         await self.health.enter_graceful_shutdown()
+        if self.http_port is not None:
+            await self.http_port.stop()
+        if self.http_push is not None:
+            # Requests in flight get the grace period to finish; their answers are recorded.
+            await self.http_push.stop(grace)
         if self.engine is not None:
             self.engine.wakeups.close()
             # Streams end now, releasing their tasks while the database is still open.

@@ -9,12 +9,18 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from taskq.core import http_push
+from taskq.core.errors import InvalidArgument
 from taskq.core.limits import DAY, SECOND, ServerLimits
+from taskq.httppush.guard import Network, parse_networks
 from taskq.store.database import Durability
+
+if TYPE_CHECKING:
+    from taskq.queue_file import AppEngineRouting
 
 
 class ConfigError(Exception):
@@ -83,6 +89,27 @@ class Config:
     stream_heartbeat_seconds: float = 20.0
     #: Concurrent calls per HTTP/2 connection.
     max_concurrent_streams: int = 1000
+    #: The HTTP port, host:port (port 0 picks one): the App Engine API bridge (POST /rpc_http).
+    #: Unset: no HTTP port.
+    http_listen: str | None = None
+    #: HTTP push may reach these networks although they are not public (comma-separated CIDRs,
+    #: like 10.0.0.0/8,127.0.0.1): by default only public addresses are, so that whoever can
+    #: create tasks cannot make the server call private services (SSRF).
+    http_allow_networks: str = ""
+    #: Secrets HTTP push requests are signed with (X-Taskq-Signature), comma-separated; the
+    #: first signs, all are listed so that handlers can move to a new one. Prefer the
+    #: environment (TASKQ_HTTP_SIGNING_SECRETS) or the config file to a flag. Unset: unsigned.
+    http_signing_secrets: str | None = None
+    #: HTTP push requests of one queue in flight from this server, at most.
+    http_max_in_flight: int = 1000
+    #: How long an HTTP push may take to connect (DNS, TCP, TLS), seconds.
+    http_connect_timeout_seconds: float = 10.0
+    #: The App Engine application's base URL (http://host:port): the push queues a queue.yaml
+    #: declares, and the implicit `default` queue, deliver their tasks there over HTTP.
+    appengine_url: str | None = None
+    #: Base URLs of queue.yaml `target:` values (App Engine services or versions), as
+    #: target=url pairs separated by commas (worker=http://worker:8080,...).
+    appengine_targets: str | None = None
     #: Logging: level (debug, info, warning, error) and format (text or json).
     log_level: str = "info"
     log_format: str = "text"
@@ -93,6 +120,32 @@ class Config:
             max_schedule_ahead_us=self.max_schedule_ahead_seconds * SECOND,
             max_message_bytes=self.max_message_bytes,
         )
+
+    def allowed_networks(self) -> list[Network]:
+        return parse_networks(self.http_allow_networks)
+
+    def signing_secrets(self) -> list[bytes]:
+        return [part.strip().encode() for part in (self.http_signing_secrets or "").split(",") if part.strip()]
+
+    def appengine_target_urls(self) -> dict[str, str]:
+        """queue.yaml target -> base URL, from appengine_targets (and appengine_url)."""
+        urls: dict[str, str] = {}
+        for base in filter(None, [self.appengine_url]):
+            check_base_url(base, "appengine_url")
+        for pair in (self.appengine_targets or "").split(","):
+            if not pair.strip():
+                continue
+            name, separator, url = pair.partition("=")
+            if not separator or not name.strip():
+                raise ValueError(f"appengine_targets must be target=url pairs separated by commas, not {pair!r}")
+            check_base_url(url.strip(), f"appengine_targets ({name.strip()})")
+            urls[name.strip()] = url.strip()
+        return urls
+
+    def appengine_routing(self) -> AppEngineRouting:
+        from taskq.queue_file import AppEngineRouting
+
+        return AppEngineRouting(self.appengine_url, self.appengine_target_urls())
 
     def durability_mode(self) -> Durability:
         return Durability(self.durability)
@@ -127,6 +180,24 @@ class Config:
             )
         if not 0 < self.max_schedule_ahead_seconds * SECOND <= 3650 * DAY:
             raise ConfigError("max_schedule_ahead_seconds must be between 1 and 3650 days")
+        if self.http_listen is not None:
+            host, _, port = self.http_listen.rpartition(":")
+            if not host or not port.isdigit() or int(port) > 65535:
+                raise ConfigError(f"http_listen must be host:port (port 0 picks one), not {self.http_listen!r}")
+        try:
+            self.allowed_networks()
+        except ValueError as error:
+            raise ConfigError(f"http_allow_networks: {error}") from None
+        if self.http_signing_secrets is not None and not self.signing_secrets():
+            raise ConfigError("http_signing_secrets must hold at least one non-empty secret when given")
+        if not 1 <= self.http_max_in_flight <= 100_000:
+            raise ConfigError("http_max_in_flight must be between 1 and 100000")
+        if not 0 < self.http_connect_timeout_seconds <= 600:
+            raise ConfigError("http_connect_timeout_seconds must be more than 0 and at most 600")
+        try:
+            self.appengine_target_urls()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -139,6 +210,13 @@ class Config:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
         return self
+
+
+def check_base_url(url: str, name: str) -> None:
+    try:
+        http_push.check_url(url, name, path_allowed=False)
+    except InvalidArgument as error:
+        raise ValueError(error.message) from None
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(Config)}

@@ -3,8 +3,13 @@
 The file may be an App Engine application's `queue.yaml` exactly as it is: its fields are
 translated as `gcloud app deploy` translates them for Cloud Tasks (`rate` to tasks per second,
 `bucket_size` to the burst size, `task_retry_limit` retries to attempts, `rate: 0` to a
-paused queue). A few taskq settings are accepted in the same style (`dead_letter_queue`,
-`dispatch_deadline`, `task_ttl`, `tombstone_ttl`, `paused`).
+paused queue), and unset fields get App Engine's defaults (bucket 5, names reserved 9 days).
+When the server knows the application's URL (`--appengine-url`, `--appengine-targets`), push
+queues deliver their tasks to it over HTTP, to the URL of their `target:` if they name one.
+`acl` is accepted with a warning (taskq has no per-queue roles yet), `total_storage_limit` is
+refused (taskq does not count the bytes its queues store; the disk reserve bounds them). A few
+taskq settings are accepted in the same style (`dead_letter_queue`, `dispatch_deadline`,
+`task_ttl`, `tombstone_ttl`, `paused`).
 
 Every queue is built as a `taskq.v1.Queue` message and checked by the same
 `taskq.api.validate.queue` as CreateQueue, so a file gets the API's defaults and cannot
@@ -15,6 +20,7 @@ the line being the offending key or value, which is why the file is read with `y
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -36,12 +42,27 @@ class QueueFileError(Exception):
     """The queue file cannot be used; the message is `{path}:{line}: {reason}`."""
 
 
-#: App Engine top-level keys with no meaning here: storage is bounded by the disk, a file's
-#: queues are declared whatever their previous state, and there is one application.
 #: App Engine's bucket_size when a queue.yaml leaves it out.
 APP_ENGINE_DEFAULT_BUCKET_SIZE = 5
+#: How long App Engine reserved the name of a finished task.
+APP_ENGINE_TOMBSTONE_TTL_US = 9 * DAY
 
-_IGNORED_TOP_LEVEL = ("total_storage_limit", "resume_paused_queues", "application")
+#: App Engine top-level keys with no meaning here: a file's queues are declared whatever their
+#: previous state, and there is one application.
+_IGNORED_TOP_LEVEL = ("resume_paused_queues", "application")
+
+
+@dataclasses.dataclass(frozen=True)
+class AppEngineRouting:
+    """Where an App Engine application's push tasks go: its base URL, and the URLs of the
+    services (`target:`) its queues name."""
+
+    url: str | None = None
+    targets: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url or self.targets)
 
 #: Queue keys and the taskq.v1.Queue field each sets (None: none). validate.queue names
 #: fields by these paths in its errors, which is how an error finds its line.
@@ -84,8 +105,9 @@ _UNIT_US = {"s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY}
 _MAX_DURATION_US = 315_576_000_000 * SECOND
 
 
-def load_queue_file(path: str) -> list[tuple[Queue, bool | None]]:
-    """The queues a file declares, in file order, each with whether it is declared paused."""
+def load_queue_file(path: str, routing: AppEngineRouting | None = None) -> list[tuple[Queue, bool | None]]:
+    """The queues a file declares, in file order, each with whether it is declared paused.
+    With `routing`, push queues deliver over HTTP to the application."""
     try:
         with open(path, "rb") as handle:
             document = yaml.compose(handle, Loader=yaml.SafeLoader)
@@ -98,12 +120,13 @@ def load_queue_file(path: str) -> list[tuple[Queue, bool | None]]:
         raise QueueFileError(f"{path}{where}: not valid YAML: {problem}") from None
     except yaml.YAMLError as error:  # undecodable bytes: the reader knows no line
         raise QueueFileError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
-    return _QueueFile(path).document(document)
+    return _QueueFile(path, routing or AppEngineRouting()).document(document)
 
 
 class _QueueFile:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, routing: AppEngineRouting) -> None:
         self.path = path
+        self.routing = routing
         self._constructor = yaml.constructor.SafeConstructor()
         #: For the queue being read: message field path -> (file key, value node), which puts
         #: validate.queue's errors on the right line.
@@ -119,6 +142,11 @@ class _QueueFile:
             return []
         entries = self.mapping(root, "the queue file")
         for key, (key_node, _) in entries.items():
+            if key == "total_storage_limit":
+                raise self.error(
+                    key_node, "total_storage_limit is not enforced by taskq (it does not count the bytes its queues "
+                    "store; --min-free-disk-mb keeps the disk from filling): remove it",
+                )
             if key != "queue" and key not in _IGNORED_TOP_LEVEL:
                 raise self.error(key_node, f"unknown top-level key {key!r}; expected queue")
         if "queue" not in entries or _is_null(entries["queue"][1]):
@@ -225,13 +253,41 @@ class _QueueFile:
             message.rate_limits.max_concurrent_dispatches = self.integer(
                 value, "max_concurrent_requests", 1, limits.MAX_CONCURRENT_DISPATCHES
             )
-        if (value := self.take(entries, "target")) is not None:
+        self.http_target(message, entries, what)
+        if (value := self.take(entries, "acl")) is not None:
             log.warning(
-                "%s:%d: target of %s ignored: taskq delivers push tasks to whichever workers stream "
-                "the queue, with no App Engine routing", self.path, value.start_mark.line + 1, what,
+                "%s:%d: acl of %s is not enforced: taskq has no per-queue roles yet, so whoever can call the "
+                "API can use the queue", self.path, value.start_mark.line + 1, what,
             )
-        # acl, App Engine's experimental pull-queue ACL, is ignored: taskq authenticates callers itself.
         return paused
+
+    def http_target(self, message: queue_pb2.Queue, entries: dict, what: str) -> None:
+        """With the application's URL configured, a push queue delivers there (to its target's
+        URL if it names one); without, `target:` is ignored with a warning."""
+        value = self.take(entries, "target")
+        if not self.routing.configured:
+            if value is not None:
+                log.warning(
+                    "%s:%d: target of %s ignored: no application URL is configured (--appengine-url, "
+                    "--appengine-targets), so the queue's tasks go to the workers that stream it",
+                    self.path, value.start_mark.line + 1, what,
+                )
+            return
+        if message.type == queue_pb2.QUEUE_TYPE_PULL:
+            if value is not None:
+                raise self.error(value, f"target is for push queues; {what} is a pull queue")
+            return
+        url = self.routing.url
+        if value is not None:
+            target = self.text(value, "target")
+            # App Engine's target may name a version of a service (v1.worker): route by the service.
+            service = target.rsplit(".", 1)[-1]
+            url = self.routing.targets.get(target) or self.routing.targets.get(service)
+            if url is None:
+                raise self.error(value, f"target {target!r} has no URL: add {service}=URL to --appengine-targets")
+        if url is None:
+            raise self.error(entries["name"][1], f"{what} names no target and --appengine-url is not set")
+        message.http_target.uri = url
 
     def retry_config(self, config: queue_pb2.RetryConfig, retry: dict) -> None:
         if (value := self.take(retry, "task_retry_limit")) is not None:
@@ -263,6 +319,8 @@ class _QueueFile:
         for key in ("dispatch_deadline", "task_ttl", "tombstone_ttl"):
             if (value := self.take(entries, key)) is not None:
                 getattr(message, key).CopyFrom(convert.duration(self.duration(value, key)))
+        if not message.HasField("tombstone_ttl"):
+            message.tombstone_ttl.CopyFrom(convert.duration(APP_ENGINE_TOMBSTONE_TTL_US))
         if (value := self.take(entries, "paused")) is None:
             return paused_by_rate
         paused = self.boolean(value, "paused")

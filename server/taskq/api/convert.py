@@ -111,8 +111,19 @@ def fill_task(message: task_pb2.Task, queue_id: str, task: Task, now_us: int, vi
         if attempt.error_code:
             last.error.code = attempt.error_code
             last.error.message = attempt.error_message
+        if attempt.http_status:
+            last.http_status = attempt.http_status
     if task.lease_expire_us:
         _set_time(message.lease_expire_time, task.lease_expire_us)
+    if task.http is not None:
+        request = message.http_request
+        request.url = task.http.url
+        if task.http.method is not None:
+            request.http_method = task.http.method.value  # type: ignore[assignment]
+        if task.http.headers:
+            request.headers.update(task.http.headers)
+    if task.response_count:
+        message.response_count = task.response_count
 
 
 # Queues --------------------------------------------------------------------------------------
@@ -138,6 +149,11 @@ def queue_to_proto(queue: Queue) -> queue_pb2.Queue:
     retry_to_proto(queue.retry, message.retry_config)
     if queue.purge_time_us:
         message.purge_time.CopyFrom(timestamp(queue.purge_time_us))
+    if queue.http_target is not None:
+        target = message.http_target
+        target.uri = queue.http_target.uri
+        target.http_method = queue.http_target.method.value  # type: ignore[assignment]
+        target.headers.update(queue.http_target.headers)
     return message
 
 

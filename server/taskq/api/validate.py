@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from taskq.api import convert
-from taskq.core import limits
+from taskq.core import http_push, limits
 from taskq.core.errors import InvalidArgument, TaskqError
 from taskq.core.limits import ServerLimits
-from taskq.core.model import Queue, QueueType, RetryPolicy, content_size
+from taskq.core.model import HttpMethod, HttpRequest, HttpTarget, Queue, QueueType, RetryPolicy, content_size
 from taskq.core.queues import UPDATABLE_PATHS
 from taskq.core.tasks import NewTask
-from taskq.v1 import queue_pb2, task_pb2, task_service_pb2
+from taskq.v1 import http_pb2, queue_pb2, task_pb2, task_service_pb2
 
 T = TypeVar("T")
 
@@ -214,6 +214,13 @@ def queue(message: queue_pb2.Queue, field: str = "queue") -> Queue:
     dead_letter = ""
     if message.dead_letter_queue:
         dead_letter = queue_id(message.dead_letter_queue, f"{field}.dead_letter_queue")
+    target = None
+    if message.HasField("http_target"):
+        if queue_type is QueueType.PULL:
+            raise InvalidArgument.field(
+                f"{field}.http_target", "pull queues cannot have one: their workers lease tasks", "HTTP_TARGET_ON_PULL_QUEUE"
+            )
+        target = http_target(message.http_target, f"{field}.http_target")
     return Queue(
         queue_id=identifier,
         type=queue_type,
@@ -235,7 +242,32 @@ def queue(message: queue_pb2.Queue, field: str = "queue") -> Queue:
         max_burst_size=burst,
         max_concurrent_dispatches=concurrent or limits.DEFAULT_MAX_CONCURRENT_DISPATCHES,
         dead_letter_queue=dead_letter,
+        http_target=target,
     )
+
+
+def http_method(value: int, field: str, default: HttpMethod | None) -> HttpMethod | None:
+    if value == http_pb2.HTTP_METHOD_UNSPECIFIED:
+        return default
+    try:
+        return HttpMethod(value)
+    except ValueError:
+        raise InvalidArgument.field(field, f"{value} is not an HttpMethod", "INVALID_ENUM_VALUE") from None
+
+
+def http_target(message: http_pb2.HttpTarget, field: str) -> HttpTarget:
+    method = http_method(message.http_method, f"{field}.http_method", HttpMethod.POST)
+    assert method is not None
+    target = HttpTarget(message.uri, method, dict(message.headers))
+    http_push.check_target(target, field)
+    return target
+
+
+def http_request(message: http_pb2.HttpRequest, field: str) -> HttpRequest:
+    request = HttpRequest(message.url, http_method(message.http_method, f"{field}.http_method", None),
+                          dict(message.headers))
+    http_push.check_request(request, field)
+    return request
 
 
 def _optional_duration(message, name: str, field: str, default: int, minimum: int, maximum: int) -> int:
@@ -286,7 +318,8 @@ def new_task(
         and len(payload) <= server_limits.max_task_bytes
         and not request.response_view
         and not task.attributes
-        and not (task.HasField("schedule_time") or task.HasField("retry_config") or task.HasField("dispatch_deadline"))
+        and not (task.HasField("schedule_time") or task.HasField("retry_config") or task.HasField("dispatch_deadline")
+                 or task.HasField("http_request"))
         and (not request.request_id or _REQUEST_ID.fullmatch(request.request_id))
     ):
         # The common create (a payload, perhaps a request id) in one pass: the checks below
@@ -312,11 +345,13 @@ def new_task(
     if len(task.tag.encode()) > limits.MAX_TAG_BYTES:
         raise InvalidArgument.field(f"{task_field}.tag", f"is longer than {limits.MAX_TAG_BYTES} bytes", "TAG_TOO_LONG")
     attributes = dict(task.attributes)
-    size = content_size(task.payload, attributes, task.tag)
+    http = http_request(task.http_request, f"{task_field}.http_request") if task.HasField("http_request") else None
+    size = content_size(task.payload, attributes, task.tag, http)
     if size > server_limits.max_task_bytes:
         raise InvalidArgument.field(
             f"{task_field}.payload",
-            f"the task is {size} bytes (payload, attributes and tag); the limit is {server_limits.max_task_bytes}",
+            f"the task is {size} bytes (payload, attributes, tag and HTTP request); the limit is "
+            f"{server_limits.max_task_bytes}",
             "TASK_TOO_LARGE",
         )
     schedule_us = None
@@ -347,6 +382,7 @@ def new_task(
         retry=retry,
         dispatch_deadline_us=deadline_us,
         request_id=request.request_id,
+        http=http,
     )
 
 

@@ -54,6 +54,21 @@ def add_parser(subparsers) -> None:
                         help="time in-flight calls get to finish at shutdown (default 10)")
     parser.add_argument("--max-connection-age-seconds", dest="max_connection_age_seconds", type=float,
                         help="close connections after this age so clients rebalance; 0 disables (default 3600)")
+    parser.add_argument("--http-listen", dest="http_listen",
+                        help="host:port of the HTTP port (the App Engine API bridge, POST /rpc_http); unset: none")
+    parser.add_argument("--http-allow-networks", dest="http_allow_networks",
+                        help="networks HTTP push may reach although not public, comma-separated CIDRs "
+                        "(default none: only public addresses)")
+    parser.add_argument("--http-signing-secrets", dest="http_signing_secrets",
+                        help="secrets that sign HTTP push requests (X-Taskq-Signature), comma-separated; prefer "
+                        "TASKQ_HTTP_SIGNING_SECRETS")
+    parser.add_argument("--http-max-in-flight", dest="http_max_in_flight", type=int,
+                        help="HTTP push requests of one queue in flight from this server (default 1000)")
+    parser.add_argument("--appengine-url", dest="appengine_url",
+                        help="base URL of the App Engine app: queue.yaml push queues and the default queue deliver "
+                        "there over HTTP")
+    parser.add_argument("--appengine-targets", dest="appengine_targets",
+                        help="base URLs of queue.yaml targets: target=url,target2=url2")
     parser.add_argument("--log-level", dest="log_level", help="debug, info, warning or error (default info)")
     parser.add_argument("--log-format", dest="log_format", choices=("text", "json"), help="log format (default text)")
     parser.set_defaults(run=run)

@@ -21,7 +21,7 @@ import logging
 from collections import OrderedDict
 
 from taskq.core.clock import Clock
-from taskq.core.errors import QueueNotFound, ResourceExhausted, ShuttingDown, TaskqError
+from taskq.core.errors import FailedPrecondition, HttpQueue, QueueNotFound, ResourceExhausted, ShuttingDown, TaskqError
 from taskq.core.model import US_PER_SECOND, Queue, Task
 from taskq.core.push import Limit, PushTasks, Refusal
 from taskq.core.wakeups import Wakeups
@@ -60,11 +60,13 @@ class Refusals:
 
 
 class Subscriber:
-    """One stream subscribed to a push queue."""
+    """One stream subscribed to a push queue, or the HTTP deliverer of a queue with an HTTP
+    target (`http`): both take tasks the same way."""
 
-    def __init__(self, queue_id: str, max_outstanding: int) -> None:
+    def __init__(self, queue_id: str, max_outstanding: int, http: bool = False) -> None:
         self.queue_id = queue_id
         self.max_outstanding = max_outstanding
+        self.http = http
         #: task id -> (lease token, lease expiry) of tasks sent and not yet answered.
         self.outstanding: dict[str, tuple[str, int]] = {}
         #: Tasks whose lease this stream let run out (a frozen or slow consumer): when they are
@@ -205,6 +207,10 @@ class Dispatcher:
                 subscriber.end(QueueNotFound(f"queues/{self.queue_id}"))
             self.subscribers.clear()
             return None
+        http = queue.http_target is not None
+        for subscriber in self.subscribers:
+            if subscriber.http != http:  # the queue's target was set or removed since
+                subscriber.end(HttpQueue(queue.name) if http else None)
         now_us = self._clock.now_us()
         self.subscribers = [s for s in self.subscribers if not s.closed]
         credit = sum(subscriber.credit(now_us) for subscriber in self.subscribers)
@@ -325,12 +331,17 @@ class Dispatchers:
         self._wakeups = wakeups
         self._dispatchers: dict[str, Dispatcher] = {}
 
-    async def subscribe(self, queue_id: str, max_outstanding: int) -> Subscriber:
-        """A new stream on a push queue (QueueNotFound, WrongQueueType, ShuttingDown)."""
+    async def subscribe(self, queue_id: str, max_outstanding: int, http: bool = False) -> Subscriber:
+        """A new stream on a push queue (QueueNotFound, WrongQueueType, HttpQueue,
+        ShuttingDown), or with `http` the HTTP deliverer of a queue with an HTTP target."""
         if self._wakeups.closed:
             raise ShuttingDown()
-        await self._push.queue(queue_id)
-        subscriber = Subscriber(queue_id, max_outstanding)
+        queue = await self._push.queue(queue_id)
+        if (queue.http_target is not None) != http:
+            if not http:
+                raise HttpQueue(queue.name)
+            raise FailedPrecondition(f"queue {queue.name} has no http_target", reason="NOT_AN_HTTP_QUEUE")
+        subscriber = Subscriber(queue_id, max_outstanding, http)
         dispatcher = self._dispatchers.get(queue_id)
         if dispatcher is None or not dispatcher.running():
             dispatcher = Dispatcher(queue_id, self._db, self._push, self._clock, self._wakeups)

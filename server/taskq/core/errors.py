@@ -13,7 +13,8 @@ import enum
 
 
 class Code(enum.Enum):
-    """The canonical codes taskq answers with (the names of google.rpc.Code)."""
+    """The canonical codes (the names of google.rpc.Code): what taskq answers with, and what an
+    attempt's error records (an HTTP worker's status is mapped to one)."""
 
     CANCELLED = 1
     UNKNOWN = 2
@@ -21,11 +22,16 @@ class Code(enum.Enum):
     DEADLINE_EXCEEDED = 4
     NOT_FOUND = 5
     ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
     RESOURCE_EXHAUSTED = 8
     FAILED_PRECONDITION = 9
     ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
     INTERNAL = 13
     UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 #: The ErrorInfo domain of every taskq error.
@@ -199,6 +205,20 @@ class WrongQueueType(FailedPrecondition):
             preconditions=[
                 PreconditionViolation("QUEUE_TYPE", queue_name, f"{call} needs the other queue type")
             ],
+        )
+
+
+class HttpQueue(FailedPrecondition):
+    """StreamTasks on a queue that the server delivers over HTTP itself."""
+
+    reason = "HTTP_QUEUE"
+
+    def __init__(self, queue_name: str) -> None:
+        super().__init__(
+            f"queue {queue_name} delivers its tasks as HTTP requests (it has an http_target); streams cannot "
+            "subscribe to it",
+            metadata={"queue": queue_name},
+            preconditions=[PreconditionViolation("QUEUE_TYPE", queue_name, "the queue has an http_target")],
         )
 
 

@@ -7,6 +7,7 @@ may change (task size, schedule horizon) are in `ServerLimits`, filled from task
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from taskq.core.model import US_PER_SECOND, Task
 
@@ -19,6 +20,8 @@ DAY = 24 * HOUR
 QUEUE_ID_PATTERN = r"[A-Za-z0-9-]{1,100}"
 #: Task ids: 1 to 500 characters of [A-Za-z0-9_-] (App Engine and Cloud Tasks).
 TASK_ID_PATTERN = r"[A-Za-z0-9_-]{1,500}"
+QUEUE_ID_RE = re.compile(QUEUE_ID_PATTERN)
+TASK_ID_RE = re.compile(TASK_ID_PATTERN)
 #: request_id idempotency keys: 1 to 100 characters of [A-Za-z0-9_-].
 REQUEST_ID_PATTERN = r"[A-Za-z0-9_-]{1,100}"
 #: Tags: 1 to 500 bytes of UTF-8.
@@ -94,6 +97,8 @@ def task_message_bound(queue_id: str, task: Task, *, payload: bool) -> int:
         size += len(key.encode()) + len(value.encode()) + ATTRIBUTE_OVERHEAD
     if task.last_attempt is not None:
         size += len(task.last_attempt.error_message.encode())
+    if task.http is not None:
+        size += task.http.size() + ATTRIBUTE_OVERHEAD * (len(task.http.headers) + 1)
     if payload:
         size += len(task.payload) + 6
     return size

@@ -14,12 +14,14 @@ import math
 US_PER_SECOND = 1_000_000
 
 
-def content_size(payload: bytes, attributes: dict[str, str], tag: str) -> int:
-    """The bytes a task counts against the size limit: payload, attribute keys and values, tag."""
+def content_size(payload: bytes, attributes: dict[str, str], tag: str, http: HttpRequest | None = None) -> int:
+    """The bytes a task counts against the size limit: payload, attribute keys and values, tag,
+    and its HTTP request's URL and headers."""
     return (
         len(payload)
         + sum(len(key.encode()) + len(value.encode()) for key, value in attributes.items())
         + len(tag.encode())
+        + (http.size() if http is not None else 0)
     )
 
 
@@ -89,6 +91,48 @@ class RetryPolicy:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
 
 
+class HttpMethod(enum.IntEnum):
+    """An HTTP method (values match taskq.v1.HttpMethod)."""
+
+    POST = 1
+    GET = 2
+    HEAD = 3
+    PUT = 4
+    DELETE = 5
+    PATCH = 6
+    OPTIONS = 7
+
+    @property
+    def has_body(self) -> bool:
+        """Whether a request with this method carries the task's payload as its body."""
+        return self not in (HttpMethod.GET, HttpMethod.HEAD, HttpMethod.DELETE, HttpMethod.OPTIONS)
+
+
+@dataclasses.dataclass(slots=True)
+class HttpTarget:
+    """Where a push queue sends its tasks as HTTP requests (instead of over streams)."""
+
+    #: The base URL; "" when every task carries an absolute URL.
+    uri: str = ""
+    method: HttpMethod = HttpMethod.POST
+    #: Added to every request, replacing a task's header of the same name.
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(slots=True)
+class HttpRequest:
+    """A task's own HTTP request: an absolute URL or a path on the queue's host ("" for the
+    queue's uri), a method (None: the queue's) and headers. The body is the payload."""
+
+    url: str = ""
+    method: HttpMethod | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def size(self) -> int:
+        """The bytes it counts against the task size limit."""
+        return len(self.url.encode()) + sum(len(k.encode()) + len(v.encode()) for k, v in self.headers.items())
+
+
 @dataclasses.dataclass(slots=True)
 class Queue:
     """A queue's configuration and state, as stored."""
@@ -117,6 +161,8 @@ class Queue:
     #: Names this queue's key space in the store; assigned by the store when first written.
     #: A deleted and re-created queue gets a new one, so nothing of the old queue leaks in.
     storage_id: int = 0
+    #: Push queues: deliver tasks as HTTP requests here instead of to streams; None: streams.
+    http_target: HttpTarget | None = None
 
     @property
     def burst_size(self) -> int:
@@ -140,6 +186,8 @@ class Attempt:
     response_time_us: int = 0
     error_code: int = 0
     error_message: str = ""
+    #: HTTP push: the status the worker answered; 0 without an answer.
+    http_status: int = 0
 
 
 @dataclasses.dataclass(slots=True)
@@ -169,6 +217,13 @@ class Task:
     #: Never stored: set on the summary that a request_id retry returns for a task that has
     #: finished since it was created. Such a task has no state.
     finished: bool = False
+    #: HTTP push: the task's own request; None means the queue's target as it is.
+    http: HttpRequest | None = None
+    #: HTTP push: attempts that got an HTTP answer, whatever its status.
+    response_count: int = 0
+    #: Never stored: on a task just leased, the attempt before this one (what an HTTP push
+    #: tells the worker about the previous response), since `last_attempt` is the new one.
+    previous_attempt: Attempt | None = None
 
     def state(self, now_us: int) -> TaskState | None:
         if self.finished:
@@ -187,7 +242,7 @@ class Task:
             self.task_id, self.schedule_time_us, self.create_time_us, self.payload, self.attributes, self.tag,
             self.stage, self.attempt_count, self.first_attempt_time_us, self.last_attempt, self.lease_token,
             self.lease_expire_us, self.retry, self.dispatch_deadline_us, self.named, self.retain_until_us,
-            self.finished,
+            self.finished, self.http, self.response_count, self.previous_attempt,
         )
 
 

@@ -45,6 +45,10 @@ class Nack:
     error_message: str = ""
     retry_delay_us: int | None = None
     permanent: bool = False
+    #: HTTP push: the retry waits at least this long (the worker's Retry-After).
+    min_retry_delay_us: int = 0
+    #: HTTP push: the status the worker answered; 0 when it did not answer.
+    http_status: int = 0
 
 
 @dataclasses.dataclass(slots=True)
@@ -196,6 +200,7 @@ class PushTasks:
                     transitions.nack(
                         change, queue, nack.task_id, nack.lease_token, now_us, code=nack.error_code or Code.UNKNOWN.value,
                         message=message, retry_delay_us=nack.retry_delay_us, permanent=nack.permanent,
+                        min_retry_delay_us=nack.min_retry_delay_us, http_status=nack.http_status,
                     )
                 except TaskqError as error:
                     refusals.append(Refusal(task_name(queue_id, nack.task_id), nack.lease_token, error))

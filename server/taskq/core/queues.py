@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from taskq.core.activity import Activity
 from taskq.core.clock import Clock
@@ -35,6 +36,7 @@ UPDATABLE_PATHS: dict[str, tuple[str, ...]] = {
     "dead_letter_queue": ("dead_letter_queue",),
     "task_ttl": ("task_ttl_us",),
     "tombstone_ttl": ("tombstone_ttl_us",),
+    "http_target": ("http_target",),
 }
 
 
@@ -99,6 +101,19 @@ class Queues:
         self._wakeups = wakeups
         self._activity = activity
         self._purger = purger
+        #: Told the id of each queue created or reconfigured here, once committed (HTTP push
+        #: starts delivering a new target at once).
+        self.listeners: list[Callable[[str], None]] = []
+
+    def _tell(self, change: Change, queue_id: str) -> None:
+        listeners = list(self.listeners)
+
+        def tell() -> None:
+            for listener in listeners:
+                listener(queue_id)
+
+        if listeners:
+            change.on_commit(tell)
 
     async def get(self, queue_id: str) -> Queue:
         return await self._db.read(lambda reader: existing(reader, queue_id))
@@ -120,6 +135,7 @@ class Queues:
             created.create_time_us = created.update_time_us = now_us
             created.purge_time_us = 0
             txn.put_queue(created)
+            self._tell(change, created.queue_id)
             return created
 
         return await self._db.write(mutation)
@@ -144,9 +160,15 @@ class Queues:
                 )
             if "dead_letter_queue" in changed:
                 check_dead_letter(change.txn, updated, "queue.dead_letter_queue")
+            if updated.type is QueueType.PULL and updated.http_target is not None:
+                raise InvalidArgument.field(
+                    "queue.http_target", "pull queues cannot have one: their workers lease tasks",
+                    "HTTP_TARGET_ON_PULL_QUEUE",
+                )
             updated.update_time_us = self._clock.now_us()
             change.txn.put_queue(updated)
             change.wake(queue_id)
+            self._tell(change, queue_id)
             return updated
 
         return await self._db.write(mutation)
@@ -182,6 +204,8 @@ class Queues:
                             "DEAD_LETTER_QUEUE_NOT_FOUND",
                         ) from None
                     raise
+            for queue, _ in declared:
+                self._tell(change, queue.queue_id)
             return [self._declare(change, queue, paused) for queue, paused in declared]
 
         return await self._db.write(mutation)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from taskq.core import transitions
+from taskq.core import http_push, transitions
 from taskq.core.activity import Activity
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock
@@ -25,7 +25,17 @@ from taskq.core.errors import (
 from taskq.core.filter import TaskFilter
 from taskq.core.identifiers import new_task_id
 from taskq.core.limits import LIST_SCAN_BUDGET, ServerLimits, task_message_bound
-from taskq.core.model import US_PER_SECOND, Queue, QueueState, QueueType, RequestRecord, RetryPolicy, Stage, Task
+from taskq.core.model import (
+    US_PER_SECOND,
+    HttpRequest,
+    Queue,
+    QueueState,
+    QueueType,
+    RequestRecord,
+    RetryPolicy,
+    Stage,
+    Task,
+)
 from taskq.core.transitions import task_name
 from taskq.core.wakeups import Wakeups
 from taskq.store.base import Reader
@@ -44,6 +54,7 @@ class NewTask:
     retry: RetryPolicy | None = None
     dispatch_deadline_us: int = 0
     request_id: str = ""
+    http: HttpRequest | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -143,7 +154,10 @@ class Tasks:
             retry=item.retry,
             dispatch_deadline_us=item.dispatch_deadline_us,
             named=item.task_id is not None,
+            http=item.http,
         )
+        if queue.http_target is not None or task.http is not None:
+            http_push.check_task_for_queue(queue, task, "task")
         transitions.create(change, queue, task, now_us)
         if item.request_id:
             requests[item.request_id] = task

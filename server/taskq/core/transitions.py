@@ -147,6 +147,7 @@ def lease(change: Change, queue: Queue, task: Task, now_us: int, duration_us: in
     leased.attempt_count += 1
     if not leased.first_attempt_time_us:
         leased.first_attempt_time_us = now_us
+    leased.previous_attempt = task.last_attempt
     leased.last_attempt = Attempt(dispatch_time_us=now_us)
     leased.lease_token = new_lease_token()
     leased.lease_expire_us = now_us + duration_us
@@ -234,12 +235,16 @@ def release(
 
 def nack(
     change: Change, queue: Queue, task_id: str, token: str, now_us: int, *, code: int, message: str,
-    retry_delay_us: int | None = None, permanent: bool = False,
+    retry_delay_us: int | None = None, permanent: bool = False, min_retry_delay_us: int = 0, http_status: int = 0,
 ) -> Task | None:
-    """LEASED → retried after the backoff (or `retry_delay_us`), FAILED or dead-lettered: the
-    worker reported a failure (`permanent`: no retry whatever the policy says)."""
+    """LEASED → retried after the backoff (or `retry_delay_us`, and at least
+    `min_retry_delay_us`), FAILED or dead-lettered: the worker reported a failure (`permanent`:
+    no retry whatever the policy says). `http_status`: the HTTP worker's answer, if any."""
     task = held(change, queue, task_id, token, now_us)
-    return _end_attempt(change, queue, task, now_us, Event.NACK, code, message, retry_delay_us, permanent)
+    return _end_attempt(
+        change, queue, task, now_us, Event.NACK, code, message, retry_delay_us, permanent, min_retry_delay_us,
+        http_status,
+    )
 
 
 def expire(change: Change, entry: LeaseEntry, now_us: int) -> bool:
@@ -256,11 +261,13 @@ def expire(change: Change, entry: LeaseEntry, now_us: int) -> bool:
 
 def _end_attempt(
     change: Change, queue: Queue, task: Task, now_us: int, event: Event, code: int, message: str,
-    retry_delay_us: int | None = None, permanent: bool = False,
+    retry_delay_us: int | None = None, permanent: bool = False, min_retry_delay_us: int = 0, http_status: int = 0,
 ) -> Task | None:
     """Ends a leased task's attempt as failed; returns the task as it now is in `queue`, or
     None if it moved to the dead-letter queue."""
-    attempt = Attempt(task.last_attempt.dispatch_time_us if task.last_attempt else now_us, now_us, code, message)
+    attempt = Attempt(
+        task.last_attempt.dispatch_time_us if task.last_attempt else now_us, now_us, code, message, http_status
+    )
     # Whatever comes next, a lease slot of this queue is free again: wake its dispatcher.
     change.wake(queue.queue_id)
     policy = effective_policy(queue, task)
@@ -280,6 +287,7 @@ def _end_attempt(
         delay = retry_delay_us
     else:
         delay = backoff_us(policy, task.attempt_count)
+    delay = max(delay, min_retry_delay_us)
     retried = _attempt_ended(task, attempt)
     retried.stage = Stage.WAITING
     retried.schedule_time_us = now_us + delay
@@ -291,6 +299,8 @@ def _end_attempt(
 def _attempt_ended(task: Task, attempt: Attempt) -> Task:
     ended = task.copy()
     ended.last_attempt = attempt
+    if attempt.http_status:
+        ended.response_count += 1
     ended.lease_token = ""
     ended.lease_expire_us = 0
     return ended
@@ -319,6 +329,7 @@ def dead_letter(
         payload=task.payload,
         attributes=attributes,
         tag=task.tag,
+        http=task.http,
     )
     _move(change, queue, task, event, None, now_us)
     _promote_once(change, dead_letter_queue, now_us)

@@ -7,6 +7,8 @@ import struct
 
 from taskq.core.model import (
     Counters,
+    HttpMethod,
+    HttpTarget,
     Queue,
     QueueState,
     QueueType,
@@ -61,6 +63,11 @@ def encode_queue(queue: Queue) -> bytes:
     if queue.max_dispatches_per_second is not None:
         record.max_dispatches_per_second = queue.max_dispatches_per_second
     encode_retry(queue.retry, record.retry)
+    if queue.http_target is not None:
+        target = record.http_target
+        target.uri = queue.http_target.uri
+        target.method = queue.http_target.method.value
+        target.headers.update(queue.http_target.headers)
     return record.SerializeToString()
 
 
@@ -85,6 +92,10 @@ def decode_queue(data: bytes) -> Queue:
         purge_time_us=record.purge_time_us,
         purging=record.purging,
         storage_id=record.storage_id,
+        http_target=(
+            HttpTarget(record.http_target.uri, HttpMethod(record.http_target.method), dict(record.http_target.headers))
+            if record.HasField("http_target") else None
+        ),
     )
 
 

@@ -120,9 +120,11 @@ type HttpTarget struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The base URL of the worker service: `http://` or `https://`, a host, and
 	// optionally a port and a path, at most 2,048 bytes. Tasks whose
-	// `HttpRequest.url` is a path (`/work?x=1`) are sent to that path on this
-	// host; tasks without a URL are sent to `uri` itself. Empty only when every
-	// task carries an absolute URL.
+	// `HttpRequest.url` is a path are sent under it (`uri`
+	// `https://w.example.com/app` and url `/work?x=1` give
+	// `https://w.example.com/app/work?x=1`; the uri's own query is dropped);
+	// tasks without a URL are sent to `uri` itself. Empty only when every task
+	// carries an absolute URL.
 	Uri string `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
 	// The method of tasks that do not choose one. Unset means `POST`.
 	HttpMethod HttpMethod `protobuf:"varint,2,opt,name=http_method,json=httpMethod,proto3,enum=taskq.v1.HttpMethod" json:"http_method,omitempty"`
@@ -192,8 +194,9 @@ func (x *HttpTarget) GetHeaders() map[string]string {
 type HttpRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// An absolute `http://` or `https://` URL, or a path starting with `/`
-	// (with an optional query) sent to the host of the queue's
-	// `HttpTarget.uri`. Empty means the queue's `uri`. At most 2,048 bytes.
+	// (with an optional query) sent under the queue's `HttpTarget.uri`. Empty
+	// means the queue's `uri`. At most 2,048 bytes of printable ASCII
+	// (percent-encode the rest); no fragment, no credentials.
 	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
 	// The method; unset means the queue's `HttpTarget.http_method`. `GET`,
 	// `HEAD`, `DELETE` and `OPTIONS` requests are sent without a body, so the

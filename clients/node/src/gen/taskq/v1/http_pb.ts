@@ -42,9 +42,11 @@ export type HttpTarget = Message<"taskq.v1.HttpTarget"> & {
   /**
    * The base URL of the worker service: `http://` or `https://`, a host, and
    * optionally a port and a path, at most 2,048 bytes. Tasks whose
-   * `HttpRequest.url` is a path (`/work?x=1`) are sent to that path on this
-   * host; tasks without a URL are sent to `uri` itself. Empty only when every
-   * task carries an absolute URL.
+   * `HttpRequest.url` is a path are sent under it (`uri`
+   * `https://w.example.com/app` and url `/work?x=1` give
+   * `https://w.example.com/app/work?x=1`; the uri's own query is dropped);
+   * tasks without a URL are sent to `uri` itself. Empty only when every task
+   * carries an absolute URL.
    *
    * @generated from field: string uri = 1;
    */
@@ -85,8 +87,9 @@ export const HttpTargetSchema: GenMessage<HttpTarget> = /*@__PURE__*/
 export type HttpRequest = Message<"taskq.v1.HttpRequest"> & {
   /**
    * An absolute `http://` or `https://` URL, or a path starting with `/`
-   * (with an optional query) sent to the host of the queue's
-   * `HttpTarget.uri`. Empty means the queue's `uri`. At most 2,048 bytes.
+   * (with an optional query) sent under the queue's `HttpTarget.uri`. Empty
+   * means the queue's `uri`. At most 2,048 bytes of printable ASCII
+   * (percent-encode the rest); no fragment, no credentials.
    *
    * @generated from field: string url = 1;
    */

@@ -1,0 +1,54 @@
+"""The HTTP port (`--http-listen`): App Engine's API bridge at `POST /rpc_http`.
+
+(The metrics endpoint and the web console will live here too.) The bridge needs the SDK's
+message definitions, from the `appengine` extra (`pip install 'taskq[appengine]'`); without
+them the port answers 501 with how to install them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from taskq.core.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class HttpPort:
+    def __init__(self, engine: Engine, listen: str, target_urls: dict[str, str], max_body_bytes: int) -> None:
+        self._listen = listen
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        try:
+            from taskq.appengine.bridge import Bridge
+        except ImportError as error:
+            log.warning("the App Engine API bridge is off: %s (install taskq[appengine])", error)
+            self._bridge = None
+        else:
+            self._bridge = Bridge(engine, target_urls)
+        self._app = web.Application(client_max_size=max_body_bytes)
+        self._app.router.add_post("/rpc_http", self._rpc_http)
+
+    async def start(self) -> int:
+        """Listens; returns the port (a port in use raises OSError)."""
+        host, _, port = self._listen.rpartition(":")
+        self._runner = web.AppRunner(self._app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port), reuse_address=False)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _rpc_http(self, request: web.Request) -> web.Response:
+        if self._bridge is None:
+            return web.Response(status=501, text="the App Engine API bridge needs the appengine extra: "
+                                "pip install 'taskq[appengine]'\n")
+        body = await request.read()
+        return web.Response(body=await self._bridge.call(body), content_type="application/octet-stream")
