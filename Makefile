@@ -67,26 +67,32 @@ test-grpcurl: $(VENV)/.installed
 test-crosslang: $(VENV)/.installed clients/node/node_modules/.installed
 	bash tests/crosslang/check.sh
 
-test-java: $(VENV)/.installed
+test-java: $(VENV)/.installed third_party/.extracted
 	cd clients/java && mvn --batch-mode --quiet test
 
-proto-lint: node_modules/.installed
+# google/rpc protos the API imports, taken from the installed googleapis-common-protos package
+# (never committed), for buf and the Java build.
+third_party/.extracted: $(VENV)/.installed tools/google-protos.py
+	$(PY) tools/google-protos.py third_party
+	touch $@
+
+proto-lint: node_modules/.installed third_party/.extracted
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
 
 # Breaking changes (FILE rules) against the API baseline: the protos as last released, kept
 # in proto/baseline/. Replace it only on purpose with `make proto-baseline`. On a branch other
 # than main, changes are also checked against main.
-proto-breaking: node_modules/.installed
+proto-breaking: node_modules/.installed third_party/.extracted
 	$(BUF) breaking proto --against proto/baseline/taskq-v1.binpb
 	@if [ "$$(git rev-parse --abbrev-ref HEAD 2>/dev/null)" != main ] && git rev-parse --verify --quiet main >/dev/null; then \
 		$(BUF) breaking --against '.git#branch=main'; fi
 
-proto-baseline: node_modules/.installed
+proto-baseline: node_modules/.installed third_party/.extracted
 	$(BUF) build proto -o proto/baseline/taskq-v1.binpb
 
 # Regenerates every committed generated file (API stubs via buf.gen.yaml, storage records).
-generate: install
+generate: install third_party/.extracted
 	$(BUF) generate
 	$(PY) -m grpc_tools.protoc -Iserver/taskq/store --python_out=server/taskq/store/gen --pyi_out=server/taskq/store/gen server/taskq/store/records.proto
 
@@ -109,4 +115,4 @@ bench-quick: $(VENV)/.bench-installed
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules clients/node/node_modules
+	rm -rf $(VENV) node_modules clients/node/node_modules third_party
