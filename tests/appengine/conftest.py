@@ -8,8 +8,9 @@ import os
 
 import pytest
 from conftest import engine_settings
-from harness import ServerHarness
 from support.http_worker import HttpWorker
+
+from harness import ServerHarness
 
 
 @pytest.fixture

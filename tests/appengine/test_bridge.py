@@ -8,8 +8,8 @@ import time
 import urllib.request
 
 import pytest
-from harness import eventually
 
+from harness import eventually
 from taskq.v1 import queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 pytestmark = pytest.mark.engines("rocksdb")
@@ -54,7 +54,7 @@ def test_get_tasks_carry_their_params_in_the_url_and_named_tasks_deduplicate(sdk
 def test_countdown_and_eta_schedule_the_task(sdk, bridge_server):
     bridge_server.queues.PauseQueue(queue_service_pb2.PauseQueueRequest(name="queues/default"))
     later = sdk.add(url="/later", countdown=600)
-    eta = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=2)
+    eta = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=2)
     at = sdk.add(url="/at", eta=eta)
     stored = bridge_server.get_task(f"queues/default/tasks/{later.name}")
     assert abs(stored.schedule_time.ToSeconds() - (time.time() + 600)) < 30
@@ -141,7 +141,7 @@ def test_a_task_over_the_size_limit_raises_task_too_large(sdk, bridge_server):
 
 def test_an_eta_beyond_the_schedule_horizon_raises_invalid_eta(sdk):
     with pytest.raises(sdk.InvalidEtaError):
-        sdk.add(url="/far", eta=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=400))
+        sdk.add(url="/far", eta=datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=400))
 
 
 def test_purge_and_fetch_statistics(sdk, bridge_server):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import engine_settings
-from harness import ServerHarness
 from support.http_worker import HttpWorker
+
+from harness import ServerHarness
 
 SECRET = "s3cret-for-tests"
 #: Loopback is where the test workers listen.

@@ -7,7 +7,6 @@ import signal
 
 from harness import eventually
 from processes import ServerProcess
-
 from taskq.v1 import (
     http_pb2,
     queue_pb2,

@@ -10,9 +10,9 @@ import time
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from harness import error_reason, eventually, seconds_to_duration
 from httppush.conftest import SECRET
 
+from harness import error_reason, eventually, seconds_to_duration
 from taskq.v1 import http_pb2, queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 PUSH = queue_pb2.QUEUE_TYPE_PUSH

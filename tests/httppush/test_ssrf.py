@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from harness import ServerHarness, eventually
 
+from harness import ServerHarness, eventually
 from taskq.v1 import http_pb2, queue_pb2, task_pb2, task_service_pb2
 
 pytestmark = pytest.mark.engines("rocksdb")

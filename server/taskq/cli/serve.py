@@ -64,6 +64,8 @@ def add_parser(subparsers) -> None:
                         "TASKQ_HTTP_SIGNING_SECRETS")
     parser.add_argument("--http-max-in-flight", dest="http_max_in_flight", type=int,
                         help="HTTP push requests of one queue in flight from this server (default 1000)")
+    parser.add_argument("--http-connect-timeout-seconds", dest="http_connect_timeout_seconds", type=float,
+                        help="how long an HTTP push may take to connect: DNS, TCP, TLS (default 10)")
     parser.add_argument("--appengine-url", dest="appengine_url",
                         help="base URL of the App Engine app: queue.yaml push queues and the default queue deliver "
                         "there over HTTP")
