@@ -32,7 +32,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from harness import ServerHarness, error_reason
-from taskq.v1 import queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
+from taskq.v1 import http_pb2, queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 IA = grpc.StatusCode.INVALID_ARGUMENT
 NF = grpc.StatusCode.NOT_FOUND
@@ -47,6 +47,8 @@ DAY = 86_400
 NOW = int(time.time())
 
 PULL, PUSH, PAUSED, DLQ = "queues/pull", "queues/push", "queues/paused", "queues/dlq"
+#: Push queues delivered over HTTP: to a base URL, and (no uri) to each task's absolute URL.
+WEB, WEB_ABSOLUTE = "queues/web", "queues/web-absolute"
 
 
 def T(task_id: str, queue: str = "pull") -> str:
@@ -72,6 +74,8 @@ def TS(seconds: int, nanos: int = 0) -> timestamp_pb2.Timestamp:
 
 RC = queue_pb2.RetryConfig
 RL = queue_pb2.RateLimits
+HT = http_pb2.HttpTarget
+HR = http_pb2.HttpRequest
 
 
 def task(**fields) -> task_pb2.Task:
@@ -158,6 +162,8 @@ def populate(server: ServerHarness) -> World:
     server.create_queue("push", queue_pb2.QUEUE_TYPE_PUSH, rate_limits=RL(max_dispatches_per_second=5))
     server.create_queue("paused")
     queues.PauseQueue(queue_service_pb2.PauseQueueRequest(name=PAUSED))
+    server.create_queue("web", queue_pb2.QUEUE_TYPE_PUSH, http_target=HT(uri="https://worker.example.com/base"))
+    server.create_queue("web-absolute", queue_pb2.QUEUE_TYPE_PUSH, http_target=HT(headers={"X-Env": "test"}))
     server.create_task("push", b"P", name=T("p", "push"))
     server.create_task("paused", b"P", name=T("p", "paused"))
     server.create_task("pull", b"B", name=T("b"), tag="tb")
@@ -417,6 +423,37 @@ BAD_DEADLINES = [
     ("negative", D(-30), "INVALID_DURATION"),
     ("nanos-out-of-range", D(20, 1_000_000_000), "INVALID_DURATION"),
 ]
+#: (id, URL, reason): URLs no HTTP target or request may have.
+BAD_URLS = [
+    ("ftp", "ftp://worker.example.com/x", "INVALID_URL"),
+    ("no-scheme", "worker.example.com/x", "INVALID_URL"),
+    ("no-host", "http:///x", "INVALID_URL"),
+    ("credentials", "https://user:secret@worker.example.com/", "INVALID_URL"),
+    ("fragment", "https://worker.example.com/#top", "INVALID_URL"),
+    ("space", "https://worker.example.com/a b", "INVALID_URL"),
+    ("unicode", "https://worker.example.com/é", "INVALID_URL"),
+    ("newline", "https://worker.example.com/\r\nX-Injected: 1", "INVALID_URL"),
+    ("port-99999", "https://worker.example.com:99999/", "INVALID_URL"),
+    ("port-0", "https://worker.example.com:0/", "INVALID_URL"),
+    ("scheme-relative", "//worker.example.com/x", "INVALID_URL"),
+    ("2049-bytes", "https://worker.example.com/" + "a" * 2022, "URL_TOO_LONG"),
+]
+#: (id, headers, reason): headers no HTTP target or request may have.
+BAD_HEADERS = [
+    ("name-with-space", {"Bad Name": "v"}, "INVALID_HEADER"),
+    ("name-empty", {"": "v"}, "INVALID_HEADER"),
+    ("name-colon", {"X:Y": "v"}, "INVALID_HEADER"),
+    ("value-crlf", {"X-Ok": "a\r\nX-Injected: 1"}, "INVALID_HEADER"),
+    ("value-unicode", {"X-Ok": "é"}, "INVALID_HEADER"),
+    ("twice-any-case", {"X-Same": "1", "x-same": "2"}, "INVALID_HEADER"),
+    ("host", {"Host": "evil.example.com"}, "RESERVED_HEADER"),
+    ("content-length", {"content-length": "5"}, "RESERVED_HEADER"),
+    ("app-engine-task-name", {"X-AppEngine-TaskName": "forged"}, "RESERVED_HEADER"),
+    ("cloud-tasks", {"X-CloudTasks-QueueName": "forged"}, "RESERVED_HEADER"),
+    ("taskq-signature", {"X-Taskq-Signature": "t=1,v1=00"}, "RESERVED_HEADER"),
+    ("101-headers", {f"X-H{i}": "v" for i in range(101)}, "TOO_MANY_HEADERS"),
+    ("over-64KiB", {"X-Big": "v" * 65_530, "X-Big2": "v" * 10}, "HEADERS_TOO_LARGE"),
+]
 #: (id, Queue fields, reason, field under queue): every configurable queue field's limits.
 BAD_QUEUE_FIELDS = [
     ("type-9", {"type": 9}, "INVALID_ENUM_VALUE", "type"),
@@ -444,6 +481,15 @@ BAD_QUEUE_FIELDS = [
     ("dead_letter-task-name", {"dead_letter_queue": T("a", "dlq")}, "INVALID_NAME", "dead_letter_queue"),
     ("dead_letter-101-chars", {"dead_letter_queue": "queues/" + "d" * 101}, "INVALID_NAME", "dead_letter_queue"),
     ("dead_letter-missing", {"dead_letter_queue": "queues/nope"}, "DEAD_LETTER_QUEUE_NOT_FOUND", "dead_letter_queue"),
+    *[(f"http_target.uri-{url_id}", {"http_target": HT(uri=url)}, reason, "http_target.uri")
+      for url_id, url, reason in [*BAD_URLS, ("path", "/tasks", "INVALID_URL")]],
+    *[(f"http_target.headers-{headers_id}", {"http_target": HT(uri="https://w.example.com", headers=headers)}, reason,
+       "http_target.headers") for headers_id, headers, reason in BAD_HEADERS],
+    ("http_target.http_method-8", {"http_target": HT(http_method=8)}, "INVALID_ENUM_VALUE", "http_target.http_method"),
+    ("http_target.http_method-negative", {"http_target": HT(http_method=-1)}, "INVALID_ENUM_VALUE",
+     "http_target.http_method"),
+    ("http_target-on-pull", {"type": queue_pb2.QUEUE_TYPE_PULL, "http_target": HT(uri="https://w.example.com")},
+     "HTTP_TARGET_ON_PULL_QUEUE", "http_target"),
 ]
 
 CT, BCT, GT, LT, DT, BDT, LEASE, ML, RT = (
@@ -513,6 +559,31 @@ CREATE_TASK_CASES = [
     Case("CreateTask-request_id-newline", CT, create(request_id="r\n"), IA, "INVALID_REQUEST_ID", "request_id"),
     Case("CreateTask-response_view-7", CT, create(response_view=7), IA, "INVALID_ENUM_VALUE", "response_view"),
     Case("CreateTask-response_view-negative", CT, create(response_view=-1), IA, "INVALID_ENUM_VALUE", "response_view"),
+]
+
+HTTP_TASK_CASES = [
+    *[Case(f"CreateTask-http_request.url-{url_id}", CT, create(task(http_request=HR(url=url)), parent=WEB), IA, reason,
+           "task.http_request.url") for url_id, url, reason in BAD_URLS],
+    *[Case(f"CreateTask-http_request.headers-{headers_id}", CT,
+           create(task(http_request=HR(headers=headers)), parent=WEB), IA, reason, "task.http_request.headers")
+      for headers_id, headers, reason in BAD_HEADERS],
+    Case("CreateTask-http_request.http_method-8", CT, create(task(http_request=HR(http_method=8)), parent=WEB), IA,
+         "INVALID_ENUM_VALUE", "task.http_request.http_method"),
+    Case("CreateTask-http_request-on-a-streamed-queue", CT,
+         create(task(http_request=HR(url="https://w.example.com/")), parent=PUSH), IA, "NOT_AN_HTTP_QUEUE",
+         "task.http_request"),
+    Case("CreateTask-http_request-on-a-pull-queue", CT, create(task(http_request=HR(url="/x"))), IA,
+         "NOT_AN_HTTP_QUEUE", "task.http_request"),
+    Case("CreateTask-payload-with-GET", CT,
+         create(task(payload=b"body", http_request=HR(http_method=http_pb2.HTTP_METHOD_GET)), parent=WEB), IA,
+         "PAYLOAD_NOT_ALLOWED", "task.payload"),
+    Case("CreateTask-no-url-and-no-uri", CT, create(task(payload=b"x"), parent=WEB_ABSOLUTE), IA, "URL_REQUIRED",
+         "task.http_request.url"),
+    Case("CreateTask-path-and-no-uri", CT, create(task(http_request=HR(url="/x")), parent=WEB_ABSOLUTE), IA,
+         "URL_REQUIRED", "task.http_request.url"),
+    Case("CreateTask-payload+headers-limit+1", CT,
+         lambda w: create(task(payload=b"x" * (MAX_TASK_BYTES - 10), http_request=HR(headers={"X-Pad": "p" * 6})),
+                          parent=WEB), IA, "TASK_TOO_LARGE", "task.payload"),
 ]
 
 BATCH_CREATE_CASES = [
@@ -764,7 +835,7 @@ QUEUE_NAME_CASES = [
 ]
 
 CASES = [
-    *CREATE_TASK_CASES, *BATCH_CREATE_CASES, *GET_TASK_CASES, *LIST_TASKS_CASES, *DELETE_TASK_CASES,
+    *CREATE_TASK_CASES, *HTTP_TASK_CASES, *BATCH_CREATE_CASES, *GET_TASK_CASES, *LIST_TASKS_CASES, *DELETE_TASK_CASES,
     *BATCH_DELETE_CASES, *LEASE_CASES, *MODIFY_LEASE_CASES, *RUN_TASK_CASES,
     *CREATE_QUEUE_CASES, *UPDATE_QUEUE_CASES, *LIST_QUEUES_CASES, *QUEUE_NAME_CASES,
 ]

@@ -53,6 +53,9 @@ class HttpWorker:
         self.default = Answer()
         self._lock = threading.Lock()
         self._connections = 0
+        #: Requests being handled now, and the most there ever were at once.
+        self.open = 0
+        self.max_open = 0
         self._released = threading.Event()
         worker = self
 
@@ -73,10 +76,16 @@ class HttpWorker:
                 with worker._lock:
                     worker.requests.append(received)
                     answer = worker._answers.get(self.path.split("?", 1)[0], worker.default)
-                if callable(answer):
-                    answer = answer(received)
-                if answer.delay:
-                    worker._released.wait(answer.delay)
+                    worker.open += 1
+                    worker.max_open = max(worker.max_open, worker.open)
+                try:
+                    if callable(answer):
+                        answer = answer(received)
+                    if answer.delay:
+                        worker._released.wait(answer.delay)
+                finally:
+                    with worker._lock:
+                        worker.open -= 1
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
