@@ -79,7 +79,9 @@ type TaskServiceClient interface {
 	// tasks. The worker answers each task with an ack, a nack or a lease
 	// extension. When the stream ends for any reason, its unanswered tasks are
 	// released at once. On an idle stream the server sends a heartbeat at least
-	// every 30 seconds.
+	// every 30 seconds. A queue with an `http_target` is delivered by the server
+	// over HTTP instead: streams are refused, or ended when a target is set, with
+	// FAILED_PRECONDITION and reason `HTTP_QUEUE`.
 	StreamTasks(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamTasksRequest, StreamTasksResponse], error)
 }
 
@@ -242,7 +244,9 @@ type TaskServiceServer interface {
 	// tasks. The worker answers each task with an ack, a nack or a lease
 	// extension. When the stream ends for any reason, its unanswered tasks are
 	// released at once. On an idle stream the server sends a heartbeat at least
-	// every 30 seconds.
+	// every 30 seconds. A queue with an `http_target` is delivered by the server
+	// over HTTP instead: streams are refused, or ended when a target is set, with
+	// FAILED_PRECONDITION and reason `HTTP_QUEUE`.
 	StreamTasks(grpc.BidiStreamingServer[StreamTasksRequest, StreamTasksResponse]) error
 	mustEmbedUnimplementedTaskServiceServer()
 }

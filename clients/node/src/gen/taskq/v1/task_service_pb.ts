@@ -995,7 +995,9 @@ export const TaskService: GenService<{
    * tasks. The worker answers each task with an ack, a nack or a lease
    * extension. When the stream ends for any reason, its unanswered tasks are
    * released at once. On an idle stream the server sends a heartbeat at least
-   * every 30 seconds.
+   * every 30 seconds. A queue with an `http_target` is delivered by the server
+   * over HTTP instead: streams are refused, or ended when a target is set, with
+   * FAILED_PRECONDITION and reason `HTTP_QUEUE`.
    *
    * @generated from rpc taskq.v1.TaskService.StreamTasks
    */
