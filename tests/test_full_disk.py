@@ -43,6 +43,8 @@ class SmallDisk:
 
     def __init__(self, mount_point: Path, size_mib: int) -> None:
         self.mount_point = mount_point
+        #: Servers started on the disk (stopped at the end of the test, whatever happened).
+        self.servers: list[ServerProcess] = []
         self.holder = subprocess.Popen(
             ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
              f"mount -t tmpfs -o size={size_mib}m tmpfs {mount_point} && echo ready && exec sleep 3600"],
@@ -78,11 +80,17 @@ def small_disk(tmp_path) -> Iterator[SmallDisk]:
         pytest.skip(f"this kernel does not allow a private tmpfs in a user namespace: {error}")
     disk.path("filler").write_bytes(b"\0" * (12 * MIB))
     yield disk
+    for server in disk.servers:  # a test that failed midway leaves no server running
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
     disk.close()
 
 
 def start(disk: SmallDisk, *options: str) -> ServerProcess:
-    return ServerProcess(disk.mount_point / "data", "--write-buffer-mb", "4", *options, prefix=disk.prefix())
+    server = ServerProcess(disk.mount_point / "data", "--write-buffer-mb", "4", *options, prefix=disk.prefix())
+    disk.servers.append(server)
+    return server
 
 
 def status(server: ServerProcess) -> int:

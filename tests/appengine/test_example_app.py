@@ -211,9 +211,6 @@ def test_pull_tasks_are_leased_by_tag_and_deleted(example):
     assert example.tasks_count("events") == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "taskq's push requests lack App Engine's X-AppEngine-User-IP: 0.1.0.2, so the SDK's deferred handler "
-    "answers 403 (it requires REMOTE_ADDR 0.1.0.2, which wrap_wsgi_app takes from that header)"))
 def test_signup_adds_an_email_an_event_and_a_deferred_call_that_runs(example):
     example.post("/signup", status=201, email="new@example.com")
     eventually(lambda: [email["to"] for email in example.received("email")] == ["new@example.com"])

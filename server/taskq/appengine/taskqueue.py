@@ -215,9 +215,8 @@ class TaskQueueService:
             lower = name.lower()
             if lower == "host":
                 host = value
-            if lower in _DROPPED_HEADERS or lower in http_push.RESERVED_HEADERS \
-                    or lower.startswith(http_push.RESERVED_PREFIXES):
-                continue
+            if lower in _DROPPED_HEADERS or http_push.reserved(name):
+                continue  # App Engine set (or stripped) these itself too
             headers[name] = value
         target = host.split(".", 1)[0].split(":", 1)[0] if host else ""
         if target in self._target_urls:  # taskqueue.add(target=...): that service's URL

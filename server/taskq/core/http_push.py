@@ -21,17 +21,25 @@ MAX_HEADERS = 100
 #: Header names and values of a target or a task together, bytes.
 MAX_HEADER_BYTES = 64 * 1024
 
-#: Headers taskq sets on every delivery (or that frame the request): nobody else may set them.
-#: Lower case. X-AppEngine-* headers other than these (such as App Engine's namespace header,
-#: which the SDK adds to tasks) are the application's to set.
+#: Headers that frame the request: nobody may set them. Lower case.
 RESERVED_HEADERS = frozenset({
     "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
     "proxy-authorization", "proxy-connection",
-    "x-appengine-queuename", "x-appengine-taskname", "x-appengine-taskretrycount", "x-appengine-taskexecutioncount",
-    "x-appengine-tasketa", "x-appengine-taskpreviousresponse", "x-appengine-taskretryreason", "x-appengine-api-ticket",
 })
-#: Reserved prefixes (lower case): Cloud Tasks' headers and taskq's own.
-RESERVED_PREFIXES = ("x-cloudtasks-", "x-taskq-")
+#: Reserved prefixes (lower case): App Engine's headers (taskq sets the task headers; the SDK
+#: trusts the others to say who the user is, e.g. X-AppEngine-User-Is-Admin, so a task must
+#: not forge them), Cloud Tasks' and taskq's own.
+RESERVED_PREFIXES = ("x-appengine-", "x-cloudtasks-", "x-taskq-")
+#: App Engine headers a task may carry after all: the namespace the SDK records on each task.
+ALLOWED_APP_ENGINE_HEADERS = frozenset({"x-appengine-current-namespace", "x-appengine-default-namespace"})
+
+
+def reserved(name: str) -> bool:
+    """Whether a header name (any case) is one a target or task may not set."""
+    lower = name.lower()
+    if lower in ALLOWED_APP_ENGINE_HEADERS:
+        return False
+    return lower in RESERVED_HEADERS or lower.startswith(RESERVED_PREFIXES)
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 #: Header values: visible ASCII, spaces and tabs; no line breaks (header injection).
@@ -86,7 +94,7 @@ def check_headers(headers: dict[str, str], field: str) -> None:
         if lower in seen:
             raise InvalidArgument.field(field, f"{name!r} is given twice (names are case-insensitive)", "INVALID_HEADER")
         seen.add(lower)
-        if lower in RESERVED_HEADERS or lower.startswith(RESERVED_PREFIXES):
+        if reserved(name):
             raise InvalidArgument.field(field, f"{name!r} is set by taskq itself and cannot be set", "RESERVED_HEADER")
         if not _VALUE.fullmatch(value):
             raise InvalidArgument.field(

@@ -14,6 +14,8 @@ from taskq.httppush import signature
 
 #: Longest X-*-TaskRetryReason value, characters.
 MAX_REASON_CHARS = 256
+#: The address App Engine's task queue requests came from (X-AppEngine-User-IP).
+APP_ENGINE_TASK_QUEUE_IP = "0.1.0.2"
 #: The User-Agent of deliveries.
 USER_AGENT = "taskq (AppEngine-Google compatible)"
 
@@ -51,6 +53,9 @@ def task_headers(queue_id: str, task: Task) -> dict[str, str]:
             values["TaskRetryReason"] = header_safe(previous.error_message)
     headers = {f"X-AppEngine-{name}": value for name, value in values.items()}
     headers.update({f"X-CloudTasks-{name}": value for name, value in values.items()})
+    # App Engine's task queue called from this address; the SDK's deferred handler (and apps
+    # that copied its check) accept only requests that carry it.
+    headers["X-AppEngine-User-IP"] = APP_ENGINE_TASK_QUEUE_IP
     return headers
 
 
