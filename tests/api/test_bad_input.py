@@ -449,6 +449,7 @@ BAD_HEADERS = [
     ("host", {"Host": "evil.example.com"}, "RESERVED_HEADER"),
     ("content-length", {"content-length": "5"}, "RESERVED_HEADER"),
     ("app-engine-task-name", {"X-AppEngine-TaskName": "forged"}, "RESERVED_HEADER"),
+    ("app-engine-user-is-admin", {"X-AppEngine-User-Is-Admin": "1"}, "RESERVED_HEADER"),
     ("cloud-tasks", {"X-CloudTasks-QueueName": "forged"}, "RESERVED_HEADER"),
     ("taskq-signature", {"X-Taskq-Signature": "t=1,v1=00"}, "RESERVED_HEADER"),
     ("101-headers", {f"X-H{i}": "v" for i in range(101)}, "TOO_MANY_HEADERS"),

@@ -67,6 +67,7 @@ def test_a_task_becomes_a_request_with_app_engine_and_cloud_tasks_headers_and_is
         assert abs(float(got.header(prefix + "TaskETA")) - time.time()) < 60
         assert got.header(prefix + "TaskPreviousResponse") is None
     assert got.header("X-AppEngine-Api-Ticket")
+    assert got.header("X-AppEngine-User-IP") == "0.1.0.2"  # App Engine's task queue address
     signature = got.header("X-Taskq-Signature")
     assert f"v1={expected_signature(got, 'web', 'order-1')}" in signature.split(",")
     eventually(lambda: gone(http_server, task.name))
