@@ -47,5 +47,24 @@ def add_service(server: grpc.aio.Server, servicer: object, service: descriptor.S
             handler = grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=decode,
                                                           response_serializer=encode)
         handlers[method.name] = handler
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
-    server.add_registered_method_handlers(service.full_name, handlers)
+    _register(server, service.full_name, handlers)
+
+
+def add_unary_methods(
+    server: grpc.aio.Server, service_name: str, servicer: object,
+    methods: list[tuple[str, type[message.Message], type[message.Message]]],
+) -> None:
+    """Registers unary methods given as (name, request class, response class): for services
+    whose packages ship message classes but no service descriptor (Google's Cloud Tasks)."""
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name), request_deserializer=_decoder(request), response_serializer=response.SerializeToString
+        )
+        for name, request, response in methods
+    }
+    _register(server, service_name, handlers)
+
+
+def _register(server: grpc.aio.Server, service_name: str, handlers: dict) -> None:
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service_name, handlers),))
+    server.add_registered_method_handlers(service_name, handlers)

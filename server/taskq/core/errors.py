@@ -238,6 +238,13 @@ class Unavailable(TaskqError):
     reason = "UNAVAILABLE"
 
 
+class Unimplemented(TaskqError):
+    """A method or field taskq does not serve; the message says why and what to do instead."""
+
+    code = Code.UNIMPLEMENTED
+    reason = "UNIMPLEMENTED"
+
+
 class StorageUnavailable(Unavailable):
     reason = "STORAGE_UNAVAILABLE"
 

@@ -163,6 +163,10 @@ class Queue:
     storage_id: int = 0
     #: Push queues: deliver tasks as HTTP requests here instead of to streams; None: streams.
     http_target: HttpTarget | None = None
+    #: The Cloud Tasks parent (`projects/P/locations/L`) the queue was created under through the
+    #: Cloud Tasks API, so that its name round-trips; "" for queues made otherwise (they answer
+    #: to any project and location).
+    cloud_parent: str = ""
 
     @property
     def burst_size(self) -> int:

@@ -59,6 +59,7 @@ def encode_queue(queue: Queue) -> bytes:
         update_time_us=queue.update_time_us,
         purge_time_us=queue.purge_time_us,
         purging=queue.purging,
+        cloud_parent=queue.cloud_parent,
     )
     if queue.max_dispatches_per_second is not None:
         record.max_dispatches_per_second = queue.max_dispatches_per_second
@@ -96,6 +97,7 @@ def decode_queue(data: bytes) -> Queue:
             HttpTarget(record.http_target.uri, HttpMethod(record.http_target.method), dict(record.http_target.headers))
             if record.HasField("http_target") else None
         ),
+        cloud_parent=record.cloud_parent,
     )
 
 

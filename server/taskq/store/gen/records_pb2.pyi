@@ -21,7 +21,7 @@ class RetryRecord(_message.Message):
     def __init__(self, max_attempts: _Optional[int] = ..., max_retry_duration_us: _Optional[int] = ..., min_backoff_us: _Optional[int] = ..., max_backoff_us: _Optional[int] = ..., max_doublings: _Optional[int] = ...) -> None: ...
 
 class QueueRecord(_message.Message):
-    __slots__ = ("queue_id", "storage_id", "type", "state", "max_dispatches_per_second", "max_burst_size", "max_concurrent_dispatches", "retry", "dispatch_deadline_us", "dead_letter_queue", "task_ttl_us", "tombstone_ttl_us", "create_time_us", "update_time_us", "purge_time_us", "purging", "http_target")
+    __slots__ = ("queue_id", "storage_id", "type", "state", "max_dispatches_per_second", "max_burst_size", "max_concurrent_dispatches", "retry", "dispatch_deadline_us", "dead_letter_queue", "task_ttl_us", "tombstone_ttl_us", "create_time_us", "update_time_us", "purge_time_us", "purging", "http_target", "cloud_parent")
     QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
     STORAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class QueueRecord(_message.Message):
     PURGE_TIME_US_FIELD_NUMBER: _ClassVar[int]
     PURGING_FIELD_NUMBER: _ClassVar[int]
     HTTP_TARGET_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_PARENT_FIELD_NUMBER: _ClassVar[int]
     queue_id: str
     storage_id: int
     type: int
@@ -56,7 +57,8 @@ class QueueRecord(_message.Message):
     purge_time_us: int
     purging: bool
     http_target: HttpTargetRecord
-    def __init__(self, queue_id: _Optional[str] = ..., storage_id: _Optional[int] = ..., type: _Optional[int] = ..., state: _Optional[int] = ..., max_dispatches_per_second: _Optional[float] = ..., max_burst_size: _Optional[int] = ..., max_concurrent_dispatches: _Optional[int] = ..., retry: _Optional[_Union[RetryRecord, _Mapping]] = ..., dispatch_deadline_us: _Optional[int] = ..., dead_letter_queue: _Optional[str] = ..., task_ttl_us: _Optional[int] = ..., tombstone_ttl_us: _Optional[int] = ..., create_time_us: _Optional[int] = ..., update_time_us: _Optional[int] = ..., purge_time_us: _Optional[int] = ..., purging: _Optional[bool] = ..., http_target: _Optional[_Union[HttpTargetRecord, _Mapping]] = ...) -> None: ...
+    cloud_parent: str
+    def __init__(self, queue_id: _Optional[str] = ..., storage_id: _Optional[int] = ..., type: _Optional[int] = ..., state: _Optional[int] = ..., max_dispatches_per_second: _Optional[float] = ..., max_burst_size: _Optional[int] = ..., max_concurrent_dispatches: _Optional[int] = ..., retry: _Optional[_Union[RetryRecord, _Mapping]] = ..., dispatch_deadline_us: _Optional[int] = ..., dead_letter_queue: _Optional[str] = ..., task_ttl_us: _Optional[int] = ..., tombstone_ttl_us: _Optional[int] = ..., create_time_us: _Optional[int] = ..., update_time_us: _Optional[int] = ..., purge_time_us: _Optional[int] = ..., purging: _Optional[bool] = ..., http_target: _Optional[_Union[HttpTargetRecord, _Mapping]] = ..., cloud_parent: _Optional[str] = ...) -> None: ...
 
 class HttpTargetRecord(_message.Message):
     __slots__ = ("uri", "method", "headers")

@@ -1,0 +1,76 @@
+"""Cloud Tasks resource names: `projects/P/locations/L/queues/Q[/tasks/T]`.
+
+taskq's queue ids are global; the project and location a queue was created under through
+the Cloud Tasks API are kept with it (Queue.cloud_parent), so its name round-trips, and a
+caller asking for the queue under another project or location does not find it. Queues made
+through taskq.v1, the CLI or queue.yaml answer to any project and location.
+"""
+
+from __future__ import annotations
+
+import re
+
+from taskq.core import limits
+from taskq.core.errors import InvalidArgument, QueueNotFound
+from taskq.core.model import Queue
+
+#: Cloud Tasks' project ids (letters, digits, hyphens, colons, periods) and location ids.
+_PARENT = r"projects/([A-Za-z0-9.:-]{1,100})/locations/([A-Za-z0-9-]{1,63})"
+_PARENT_RE = re.compile(_PARENT)
+_QUEUE_RE = re.compile(rf"({_PARENT})/queues/({limits.QUEUE_ID_PATTERN})")
+_TASK_RE = re.compile(rf"({_PARENT})/queues/({limits.QUEUE_ID_PATTERN})/tasks/({limits.TASK_ID_PATTERN})")
+
+
+def parent(name: str, field: str) -> str:
+    """A `projects/P/locations/L`."""
+    if not name:
+        raise InvalidArgument.field(field, "is required", "REQUIRED_FIELD")
+    if not _PARENT_RE.fullmatch(name):
+        raise InvalidArgument.field(field, f"{name[:200]!r} is not projects/PROJECT_ID/locations/LOCATION_ID",
+                                    "INVALID_NAME")
+    return name
+
+
+def queue(name: str, field: str) -> tuple[str, str]:
+    """(parent, queue id) of `projects/P/locations/L/queues/Q`."""
+    if not name:
+        raise InvalidArgument.field(field, "is required", "REQUIRED_FIELD")
+    match = _QUEUE_RE.fullmatch(name)
+    if match is None:
+        raise InvalidArgument.field(
+            field, f"{name[:200]!r} is not projects/PROJECT_ID/locations/LOCATION_ID/queues/QUEUE_ID (QUEUE_ID: 1 to "
+            "100 of A-Z a-z 0-9 -)", "INVALID_NAME",
+        )
+    return match.group(1), match.group(4)
+
+
+def task(name: str, field: str) -> tuple[str, str, str]:
+    """(parent, queue id, task id) of `projects/P/locations/L/queues/Q/tasks/T`."""
+    if not name:
+        raise InvalidArgument.field(field, "is required", "REQUIRED_FIELD")
+    match = _TASK_RE.fullmatch(name)
+    if match is None:
+        raise InvalidArgument.field(
+            field, f"{name[:200]!r} is not projects/P/locations/L/queues/Q/tasks/TASK_ID (TASK_ID: 1 to 500 of A-Z "
+            "a-z 0-9 _ -)", "INVALID_NAME",
+        )
+    return match.group(1), match.group(4), match.group(5)
+
+
+def visible(found: Queue, parent_name: str) -> bool:
+    """Whether a queue is the one a caller names under `parent_name`."""
+    return not found.cloud_parent or found.cloud_parent == parent_name
+
+
+def check_visible(found: Queue, parent_name: str) -> Queue:
+    if not visible(found, parent_name):
+        raise QueueNotFound(f"{parent_name}/queues/{found.queue_id}")
+    return found
+
+
+def queue_name(found: Queue, parent_name: str) -> str:
+    return f"{found.cloud_parent or parent_name}/queues/{found.queue_id}"
+
+
+def task_name(found: Queue, parent_name: str, task_id: str) -> str:
+    return f"{queue_name(found, parent_name)}/tasks/{task_id}"

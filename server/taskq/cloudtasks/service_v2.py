@@ -1,0 +1,326 @@
+"""google.cloud.tasks.v2.CloudTasks on taskq's core (docs/cloud-tasks.md has every RPC and
+field with its status). Errors are taskq's, with Cloud Tasks' codes: NOT_FOUND, ALREADY_EXISTS
+(a task name in use or used within the queue's tombstone TTL), INVALID_ARGUMENT,
+FAILED_PRECONDITION."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from google.cloud import tasks_v2
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.protobuf import empty_pb2
+
+from taskq.api import validate
+from taskq.api.engine_ref import EngineRef
+from taskq.api.status import guarded
+from taskq.cloudtasks import names
+from taskq.cloudtasks import v2_messages as m
+from taskq.core import limits, pagination
+from taskq.core.errors import InvalidArgument, QueueAlreadyExists, QueueNotFound, TaskqError, Unimplemented
+from taskq.core.filter import TaskFilter
+from taskq.core.model import Queue, QueueState, QueueType
+from taskq.core.tasks import DeleteRequest, NewTask
+
+SERVICE = "google.cloud.tasks.v2.CloudTasks"
+
+
+#: Cloud Tasks' permissions (TestIamPermissions answers which a caller has).
+PERMISSIONS_PREFIX = "cloudtasks."
+
+
+def _pb(proto_plus_class: Any) -> Any:
+    return proto_plus_class.pb()
+
+
+def _view(value: int, field: str) -> int:
+    if value not in (0, m.VIEW_BASIC, m.VIEW_FULL):
+        raise InvalidArgument.field(field, f"{value} is not a Task.View", "INVALID_ENUM_VALUE")
+    return value or m.VIEW_BASIC
+
+
+def _state_filter(text: str) -> QueueState | None:
+    """ListQueues' filter: Cloud Tasks documents `state: PAUSED` (also `state = PAUSED`)."""
+    if not text.strip():
+        return None
+    compact = text.replace(" ", "")
+    for separator in (":", "="):
+        key, found, value = compact.partition(separator)
+        if found and key == "state" and value in ("RUNNING", "PAUSED"):
+            return QueueState[value]
+    raise InvalidArgument.field("filter", f"{text[:100]!r} is not a supported filter (state: RUNNING or state: PAUSED)",
+                                "INVALID_FILTER")
+
+
+class CloudTasksV2:
+    def __init__(self, engine: EngineRef, appengine_url: str, target_urls: dict[str, str]) -> None:
+        self._engine = engine
+        self._appengine_url = appengine_url
+        self._target_urls = target_urls
+
+    methods = [
+        ("ListQueues", _pb(tasks_v2.ListQueuesRequest), _pb(tasks_v2.ListQueuesResponse)),
+        ("GetQueue", _pb(tasks_v2.GetQueueRequest), m.QueuePb),
+        ("CreateQueue", _pb(tasks_v2.CreateQueueRequest), m.QueuePb),
+        ("UpdateQueue", _pb(tasks_v2.UpdateQueueRequest), m.QueuePb),
+        ("DeleteQueue", _pb(tasks_v2.DeleteQueueRequest), empty_pb2.Empty),
+        ("PurgeQueue", _pb(tasks_v2.PurgeQueueRequest), m.QueuePb),
+        ("PauseQueue", _pb(tasks_v2.PauseQueueRequest), m.QueuePb),
+        ("ResumeQueue", _pb(tasks_v2.ResumeQueueRequest), m.QueuePb),
+        ("GetIamPolicy", iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
+        ("SetIamPolicy", iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
+        ("TestIamPermissions", iam_policy_pb2.TestIamPermissionsRequest, iam_policy_pb2.TestIamPermissionsResponse),
+        ("ListTasks", _pb(tasks_v2.ListTasksRequest), _pb(tasks_v2.ListTasksResponse)),
+        ("GetTask", _pb(tasks_v2.GetTaskRequest), m.TaskPb),
+        ("CreateTask", _pb(tasks_v2.CreateTaskRequest), m.TaskPb),
+        ("BatchCreateTasks", _pb(tasks_v2.BatchCreateTasksRequest), _pb(tasks_v2.BatchCreateTasksResponse)),
+        ("DeleteTask", _pb(tasks_v2.DeleteTaskRequest), empty_pb2.Empty),
+        ("BatchDeleteTasks", _pb(tasks_v2.BatchDeleteTasksRequest), empty_pb2.Empty),
+        ("RunTask", _pb(tasks_v2.RunTaskRequest), m.TaskPb),
+        ("GetCmekConfig", _pb(tasks_v2.GetCmekConfigRequest), _pb(tasks_v2.CmekConfig)),
+        ("UpdateCmekConfig", _pb(tasks_v2.UpdateCmekConfigRequest), _pb(tasks_v2.CmekConfig)),
+    ]
+
+    async def _queue(self, name: str, field: str = "name") -> tuple[Queue, str]:
+        parent, queue_id = names.queue(name, field)
+        queue = await self._engine.get().queues.get(queue_id)
+        return names.check_visible(queue, parent), parent
+
+    # Queues -----------------------------------------------------------------------------------
+
+    @guarded
+    async def ListQueues(self, request, context):
+        engine = self._engine.get()
+        parent = names.parent(request.parent, "parent")
+        state = _state_filter(request.filter)
+        size = pagination.page_size(request.page_size)
+        arguments = ("cloudtasks.v2.queues", parent, request.filter)
+        after = pagination.decode(request.page_token, arguments, engine.page_token_key, limits.QUEUE_ID_PATTERN)
+        found, resume_after = await engine.queues.page(after, size)
+        shown = [q for q in found if names.visible(q, parent) and (state is None or q.state is state)]
+        response = _pb(tasks_v2.ListQueuesResponse)(queues=[m.queue_to_pb(q, parent) for q in shown])
+        if resume_after:
+            response.next_page_token = pagination.encode(resume_after, arguments, engine.page_token_key)
+        return response
+
+    @guarded
+    async def GetQueue(self, request, context):
+        queue, parent = await self._queue(request.name)
+        return m.queue_to_pb(queue, parent)
+
+    @guarded
+    async def CreateQueue(self, request, context):
+        engine = self._engine.get()
+        parent = names.parent(request.parent, "parent")
+        if not request.HasField("queue"):
+            raise InvalidArgument.field("queue", "is required", "REQUIRED_FIELD")
+        if request.queue.state not in (0, m.STATE_RUNNING):
+            raise InvalidArgument.field("queue.state", "is output only (use PauseQueue)", "FIELD_NOT_SETTABLE")
+        queue = m.new_queue(request.queue, "queue", parent, self._appengine_url)
+        try:
+            created = await engine.queues.create(queue)
+        except QueueAlreadyExists:
+            raise QueueAlreadyExists(f"{parent}/queues/{queue.queue_id}") from None
+        return m.queue_to_pb(created, parent)
+
+    @guarded
+    async def UpdateQueue(self, request, context):
+        """Changes the fields named by update_mask (all when empty); creates the queue when it
+        does not exist, as Cloud Tasks does."""
+        engine = self._engine.get()
+        if not request.HasField("queue"):
+            raise InvalidArgument.field("queue", "is required", "REQUIRED_FIELD")
+        parent, queue_id = names.queue(request.queue.name, "queue.name")
+        paths = list(request.update_mask.paths)
+        allowed = {"rate_limits", "rate_limits.max_dispatches_per_second", "rate_limits.max_concurrent_dispatches",
+                   "retry_config", "retry_config.max_attempts", "retry_config.max_retry_duration",
+                   "retry_config.min_backoff", "retry_config.max_backoff", "retry_config.max_doublings", "http_target",
+                   "stackdriver_logging_config", "app_engine_routing_override"}
+        for index, path in enumerate(paths):
+            if path not in allowed:
+                raise InvalidArgument.field(f"update_mask.paths[{index}]", f"{path[:100]!r} cannot be updated; "
+                                            f"allowed: {', '.join(sorted(allowed))}", "INVALID_UPDATE_MASK")
+        new = m.new_queue(request.queue, "queue", parent, self._appengine_url)
+        try:
+            current = await engine.queues.get(queue_id)
+        except QueueNotFound:
+            return m.queue_to_pb(await engine.queues.create(new), parent)
+        names.check_visible(current, parent)
+        if current.type is not QueueType.PUSH:
+            raise InvalidArgument.field("queue.name", "is a pull queue: change it through taskq.v1 or v2beta2",
+                                        "WRONG_QUEUE_TYPE")
+        taskq_paths = _taskq_paths(paths, request.queue.HasField("http_target"))
+        if current.http_target is not None and "http_target" in taskq_paths:
+            new.http_target = dataclasses.replace(new.http_target or current.http_target, uri=current.http_target.uri)
+        updated = await engine.queues.update(queue_id, new, taskq_paths)
+        return m.queue_to_pb(updated, parent)
+
+    @guarded
+    async def DeleteQueue(self, request, context):
+        queue, _ = await self._queue(request.name)
+        await self._engine.get().queues.delete(queue.queue_id)
+        return empty_pb2.Empty()
+
+    @guarded
+    async def PurgeQueue(self, request, context):
+        queue, parent = await self._queue(request.name)
+        purged, _ = await self._engine.get().queues.purge(queue.queue_id)
+        return m.queue_to_pb(purged, parent)
+
+    @guarded
+    async def PauseQueue(self, request, context):
+        queue, parent = await self._queue(request.name)
+        return m.queue_to_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.PAUSED), parent)
+
+    @guarded
+    async def ResumeQueue(self, request, context):
+        queue, parent = await self._queue(request.name)
+        return m.queue_to_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.RUNNING), parent)
+
+    # IAM and CMEK ----------------------------------------------------------------------------
+
+    @guarded
+    async def GetIamPolicy(self, request, context):
+        await self._queue(request.resource, "resource")
+        raise Unimplemented("taskq has no IAM policies: without authentication every caller may call every "
+                            "method (TestIamPermissions says so); roles per queue come with taskq's auth settings")
+
+    @guarded
+    async def SetIamPolicy(self, request, context):
+        await self._queue(request.resource, "resource")
+        raise Unimplemented("taskq has no IAM policies to set; roles per queue come with taskq's auth settings")
+
+    @guarded
+    async def TestIamPermissions(self, request, context):
+        """Without authentication every caller holds every Cloud Tasks permission."""
+        await self._queue(request.resource, "resource")
+        held = [p for p in request.permissions if p.startswith(PERMISSIONS_PREFIX)]
+        return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
+
+    @guarded
+    async def GetCmekConfig(self, request, context):
+        raise Unimplemented("taskq does not encrypt with customer-managed keys; encrypt its disk or database instead")
+
+    @guarded
+    async def UpdateCmekConfig(self, request, context):
+        raise Unimplemented("taskq does not encrypt with customer-managed keys; encrypt its disk or database instead")
+
+    # Tasks ------------------------------------------------------------------------------------
+
+    @guarded
+    async def ListTasks(self, request, context):
+        engine = self._engine.get()
+        queue, parent = await self._queue(request.parent, "parent")
+        view = _view(request.response_view, "response_view")
+        size = pagination.page_size(request.page_size)
+        arguments = ("cloudtasks.v2.tasks", request.parent, str(view))
+        after = pagination.decode(request.page_token, arguments, engine.page_token_key, limits.TASK_ID_PATTERN)
+        tasks, resume_after = await engine.tasks.page(queue.queue_id, TaskFilter(), after, size,
+                                                      payloads=view == m.VIEW_FULL)
+        response = _pb(tasks_v2.ListTasksResponse)(tasks=[m.task_to_pb(t, queue, parent, view) for t in tasks])
+        if resume_after:
+            response.next_page_token = pagination.encode(resume_after, arguments, engine.page_token_key)
+        return response
+
+    @guarded
+    async def GetTask(self, request, context):
+        engine = self._engine.get()
+        parent, queue_id, task_id = names.task(request.name, "name")
+        queue = names.check_visible(await engine.queues.get(queue_id), parent)
+        view = _view(request.response_view, "response_view")
+        return m.task_to_pb(await engine.tasks.get(queue_id, task_id), queue, parent, view)
+
+    async def _create(self, queue: Queue, parent: str, items: list[NewTask]) -> list[Any]:
+        engine = self._engine.get()
+        now_us = engine.clock.now_us()
+        for item in items:
+            if item.schedule_time_us is not None and item.schedule_time_us - now_us > m.MAX_SCHEDULE_AHEAD_US:
+                raise InvalidArgument.field("task.schedule_time", "is more than 30 days ahead", "SCHEDULE_TIME_TOO_FAR")
+        results = await engine.tasks.create(queue.queue_id, list(items))
+        for result in results:
+            if isinstance(result, TaskqError):
+                raise result
+        return results
+
+    @guarded
+    async def CreateTask(self, request, context):
+        queue, parent = await self._queue(request.parent, "parent")
+        view = _view(request.response_view, "response_view")
+        if not request.HasField("task"):
+            raise InvalidArgument.field("task", "is required", "REQUIRED_FIELD")
+        item = m.new_task(request.task, "task", queue, parent, self._target_urls, self._appengine_url)
+        [task] = await self._create(queue, parent, [item])
+        return m.task_to_pb(task, queue, parent, view)
+
+    @guarded
+    async def BatchCreateTasks(self, request, context):
+        """Every task is checked before any is created; then they are created in one commit,
+        each on its own (a name already taken fails the call, the others stay created)."""
+        queue, parent = await self._queue(request.parent, "parent")
+        validate.batch_size(len(request.requests), "requests")
+        items = []
+        for index, item in enumerate(request.requests):
+            if item.parent and item.parent != request.parent:
+                raise InvalidArgument.field(f"requests[{index}].parent", "must be empty or the parent",
+                                            "PARENT_MISMATCH")
+            if not item.HasField("task"):
+                raise InvalidArgument.field(f"requests[{index}].task", "is required", "REQUIRED_FIELD")
+            items.append(m.new_task(item.task, f"requests[{index}].task", queue, parent, self._target_urls,
+                                    self._appengine_url))
+        tasks = await self._create(queue, parent, items)
+        views = [_view(item.response_view, f"requests[{i}].response_view") for i, item in enumerate(request.requests)]
+        return _pb(tasks_v2.BatchCreateTasksResponse)(
+            tasks=[m.task_to_pb(task, queue, parent, view) for task, view in zip(tasks, views)]
+        )
+
+    @guarded
+    async def DeleteTask(self, request, context):
+        engine = self._engine.get()
+        parent, queue_id, task_id = names.task(request.name, "name")
+        names.check_visible(await engine.queues.get(queue_id), parent)
+        [error] = await engine.tasks.delete(queue_id, [DeleteRequest(task_id)])
+        if error is not None:
+            raise error
+        return empty_pb2.Empty()
+
+    @guarded
+    async def BatchDeleteTasks(self, request, context):
+        engine = self._engine.get()
+        queue, parent = await self._queue(request.parent, "parent")
+        validate.batch_size(len(request.names), "names")
+        deletes: list[DeleteRequest | TaskqError] = []
+        for index, name in enumerate(request.names):
+            task_parent, queue_id, task_id = names.task(name, f"names[{index}]")
+            if (task_parent, queue_id) != (parent, queue.queue_id):
+                raise InvalidArgument.field(f"names[{index}]", "names a task of another queue", "PARENT_MISMATCH")
+            deletes.append(DeleteRequest(task_id))
+        for error in await engine.tasks.delete(queue.queue_id, deletes):
+            if error is not None:
+                raise error
+        return empty_pb2.Empty()
+
+    @guarded
+    async def RunTask(self, request, context):
+        engine = self._engine.get()
+        parent, queue_id, task_id = names.task(request.name, "name")
+        queue = names.check_visible(await engine.queues.get(queue_id), parent)
+        view = _view(request.response_view, "response_view")
+        return m.task_to_pb(await engine.tasks.run(queue_id, task_id), queue, parent, view)
+
+
+def _taskq_paths(paths: list[str], has_target: bool) -> list[str]:
+    """Cloud Tasks' update paths -> taskq's (empty: every field Cloud Tasks can set; the HTTP
+    target only when the request has one, so a queue streamed to taskq.v1 workers stays so)."""
+    if not paths:
+        return ["rate_limits.max_dispatches_per_second", "rate_limits.max_concurrent_dispatches", "retry_config",
+                *(["http_target"] if has_target else [])]
+    mapped: list[str] = []
+    for path in paths:
+        if path == "rate_limits":
+            mapped += ["rate_limits.max_dispatches_per_second", "rate_limits.max_concurrent_dispatches"]
+        elif path in ("stackdriver_logging_config", "app_engine_routing_override"):
+            continue  # accepted, no effect on taskq (docs/cloud-tasks.md)
+        else:
+            mapped.append(path)
+    return mapped
