@@ -8,10 +8,12 @@ through taskq.v1, the CLI or queue.yaml answer to any project and location.
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 from taskq.core import limits
-from taskq.core.errors import InvalidArgument, QueueNotFound
+from taskq.core.errors import InvalidArgument, QueueNotFound, TaskqError
 from taskq.core.model import Queue
 
 #: Cloud Tasks' project ids (letters, digits, hyphens, colons, periods) and location ids.
@@ -74,3 +76,45 @@ def queue_name(found: Queue, parent_name: str) -> str:
 
 def task_name(found: Queue, parent_name: str, task_id: str) -> str:
     return f"{queue_name(found, parent_name)}/tasks/{task_id}"
+
+
+_BARE_QUEUE = re.compile(r"(?<![\w/])queues/")
+_ANY_PARENT = re.compile(_PARENT)
+
+
+def _parent_of(request: Any) -> str | None:
+    """The projects/P/locations/L a request names, if any."""
+    for field in ("parent", "name", "resource"):
+        value = getattr(request, field, None)
+        if isinstance(value, str) and (match := _ANY_PARENT.match(value)):
+            return match.group(0)
+    for field in ("queue", "task"):
+        value = getattr(request, field, None)
+        name = getattr(value, "name", None)
+        if isinstance(name, str) and (match := _ANY_PARENT.match(name)):
+            return match.group(0)
+    return None
+
+
+def cloud_names(method):
+    """Errors of a Cloud Tasks method name queues and tasks as its caller did
+    (projects/P/locations/L/queues/Q), not as taskq.v1 does (queues/Q)."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except TaskqError as error:
+            parent = _parent_of(request)
+            if parent is not None:
+                def rename(text: str) -> str:
+                    return _BARE_QUEUE.sub(f"{parent}/queues/", text)
+
+                error.message = rename(error.message)
+                error.args = (error.message,)
+                error.metadata = {key: rename(value) for key, value in error.metadata.items()}
+                if error.resource is not None:
+                    error.resource = (error.resource[0], rename(error.resource[1]))
+            raise
+
+    return wrapper

@@ -90,6 +90,7 @@ class CloudTasksV2:
     # Queues -----------------------------------------------------------------------------------
 
     @guarded
+    @names.cloud_names
     async def ListQueues(self, request, context):
         engine = self._engine.get()
         parent = names.parent(request.parent, "parent")
@@ -105,11 +106,13 @@ class CloudTasksV2:
         return response
 
     @guarded
+    @names.cloud_names
     async def GetQueue(self, request, context):
         queue, parent = await self._queue(request.name)
         return m.queue_to_pb(queue, parent)
 
     @guarded
+    @names.cloud_names
     async def CreateQueue(self, request, context):
         engine = self._engine.get()
         parent = names.parent(request.parent, "parent")
@@ -125,6 +128,7 @@ class CloudTasksV2:
         return m.queue_to_pb(created, parent)
 
     @guarded
+    @names.cloud_names
     async def UpdateQueue(self, request, context):
         """Changes the fields named by update_mask (all when empty); creates the queue when it
         does not exist, as Cloud Tasks does."""
@@ -157,23 +161,27 @@ class CloudTasksV2:
         return m.queue_to_pb(updated, parent)
 
     @guarded
+    @names.cloud_names
     async def DeleteQueue(self, request, context):
         queue, _ = await self._queue(request.name)
         await self._engine.get().queues.delete(queue.queue_id)
         return empty_pb2.Empty()
 
     @guarded
+    @names.cloud_names
     async def PurgeQueue(self, request, context):
         queue, parent = await self._queue(request.name)
         purged, _ = await self._engine.get().queues.purge(queue.queue_id)
         return m.queue_to_pb(purged, parent)
 
     @guarded
+    @names.cloud_names
     async def PauseQueue(self, request, context):
         queue, parent = await self._queue(request.name)
         return m.queue_to_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.PAUSED), parent)
 
     @guarded
+    @names.cloud_names
     async def ResumeQueue(self, request, context):
         queue, parent = await self._queue(request.name)
         return m.queue_to_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.RUNNING), parent)
@@ -181,17 +189,20 @@ class CloudTasksV2:
     # IAM and CMEK ----------------------------------------------------------------------------
 
     @guarded
+    @names.cloud_names
     async def GetIamPolicy(self, request, context):
         await self._queue(request.resource, "resource")
         raise Unimplemented("taskq has no IAM policies: without authentication every caller may call every "
                             "method (TestIamPermissions says so); roles per queue come with taskq's auth settings")
 
     @guarded
+    @names.cloud_names
     async def SetIamPolicy(self, request, context):
         await self._queue(request.resource, "resource")
         raise Unimplemented("taskq has no IAM policies to set; roles per queue come with taskq's auth settings")
 
     @guarded
+    @names.cloud_names
     async def TestIamPermissions(self, request, context):
         """Without authentication every caller holds every Cloud Tasks permission."""
         await self._queue(request.resource, "resource")
@@ -199,16 +210,19 @@ class CloudTasksV2:
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
 
     @guarded
+    @names.cloud_names
     async def GetCmekConfig(self, request, context):
         raise Unimplemented("taskq does not encrypt with customer-managed keys; encrypt its disk or database instead")
 
     @guarded
+    @names.cloud_names
     async def UpdateCmekConfig(self, request, context):
         raise Unimplemented("taskq does not encrypt with customer-managed keys; encrypt its disk or database instead")
 
     # Tasks ------------------------------------------------------------------------------------
 
     @guarded
+    @names.cloud_names
     async def ListTasks(self, request, context):
         engine = self._engine.get()
         queue, parent = await self._queue(request.parent, "parent")
@@ -224,6 +238,7 @@ class CloudTasksV2:
         return response
 
     @guarded
+    @names.cloud_names
     async def GetTask(self, request, context):
         engine = self._engine.get()
         parent, queue_id, task_id = names.task(request.name, "name")
@@ -244,6 +259,7 @@ class CloudTasksV2:
         return results
 
     @guarded
+    @names.cloud_names
     async def CreateTask(self, request, context):
         queue, parent = await self._queue(request.parent, "parent")
         view = _view(request.response_view, "response_view")
@@ -254,6 +270,7 @@ class CloudTasksV2:
         return m.task_to_pb(task, queue, parent, view)
 
     @guarded
+    @names.cloud_names
     async def BatchCreateTasks(self, request, context):
         """Every task is checked before any is created; then they are created in one commit,
         each on its own (a name already taken fails the call, the others stay created)."""
@@ -275,6 +292,7 @@ class CloudTasksV2:
         )
 
     @guarded
+    @names.cloud_names
     async def DeleteTask(self, request, context):
         engine = self._engine.get()
         parent, queue_id, task_id = names.task(request.name, "name")
@@ -285,6 +303,7 @@ class CloudTasksV2:
         return empty_pb2.Empty()
 
     @guarded
+    @names.cloud_names
     async def BatchDeleteTasks(self, request, context):
         engine = self._engine.get()
         queue, parent = await self._queue(request.parent, "parent")
@@ -301,6 +320,7 @@ class CloudTasksV2:
         return empty_pb2.Empty()
 
     @guarded
+    @names.cloud_names
     async def RunTask(self, request, context):
         engine = self._engine.get()
         parent, queue_id, task_id = names.task(request.name, "name")
