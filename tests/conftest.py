@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from harness import FakeClock, ServerHarness, Stream  # noqa: E402
+from support.engines import engine_settings  # noqa: E402
 
 ENGINES = ("rocksdb", "postgres")
 
@@ -43,13 +44,6 @@ def pytest_collection_modifyitems(config, items):
 def engine(request) -> str:
     """The storage engine of the test's server."""
     return request.param
-
-
-def engine_settings(request, engine: str) -> dict:
-    """Server settings for `engine`: PostgreSQL gets a fresh database."""
-    if engine == "postgres":
-        return {"database": request.getfixturevalue("postgres_cluster").new_database()}
-    return {}
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import engine_settings
+from support.engines import engine_settings
 from support.http_worker import HttpWorker
 
 from harness import ServerHarness

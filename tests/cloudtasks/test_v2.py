@@ -28,7 +28,7 @@ def worker():
 
 @pytest.fixture
 def server(request, tmp_path, engine, worker):
-    from conftest import engine_settings
+    from support.engines import engine_settings
 
     harness = ServerHarness(str(tmp_path / "data"), http_allow_networks="127.0.0.0/8", appengine_url=worker.url,
                             **engine_settings(request, engine))
