@@ -27,6 +27,7 @@ from taskq.api.queues import QueueServicer
 from taskq.api.services import add_service, add_unary_methods
 from taskq.api.stream import StreamHandler
 from taskq.api.tasks import TaskServicer
+from taskq.cloudtasks import service_v2beta2
 from taskq.cloudtasks.service_v2 import SERVICE as CLOUD_TASKS_V2
 from taskq.cloudtasks.service_v2 import CloudTasksV2
 from taskq.config import Config, ConfigError
@@ -109,6 +110,7 @@ class TaskqServer:
         add_service(self._server, QueueServicer(self.engine_ref), queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"])
         cloud_tasks = CloudTasksV2(self.engine_ref, config.appengine_url or "", config.appengine_target_urls())
         add_unary_methods(self._server, CLOUD_TASKS_V2, cloud_tasks, CloudTasksV2.methods)
+        service_v2beta2.register(self._server, self.engine_ref, config.appengine_url or "", config.appengine_target_urls())
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (TASK_SERVICE, QUEUE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
