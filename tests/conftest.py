@@ -15,8 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import FakeClock, ServerHarness, Stream  # noqa: E402
 from support.engines import engine_settings  # noqa: E402
+
+from harness import FakeClock, ServerHarness, Stream  # noqa: E402
 
 ENGINES = ("rocksdb", "postgres")
 
