@@ -137,6 +137,7 @@ def tables(results: list[dict]) -> str:
         out.append("(f) rate limit: server dispatch times\n" + _table(
             ["case", "system", "rate/s", "error", "burst", "max_burst_size", "note"], body))
     out.extend(_pg_tables(results))
+    out.extend(_http_tables(results))
     return "\n\n".join(out)
 
 
@@ -204,6 +205,46 @@ def _pg_tables(results: list[dict]) -> list[str]:
                        ["case", "system", "commits", "rows written", "WAL records", "WAL bytes", "WAL fsyncs",
                         "outside"], body))
     return out
+
+
+def _http_tables(results: list[dict]) -> list[str]:
+    rows = _by(results, "i")
+    if not rows:
+        return []
+    body = []
+    for row in rows:
+        if "skipped" in row:
+            body.append([row["case"], row["label"], "skipped", "", "", "", "", "", "", "", "", row["skipped"]])
+            continue
+        stream = next((r for r in rows if r.get("case") == row["case"] and r.get("path") == "stream"
+                       and "skipped" not in r), None)
+        lat, per = row["latency"], row["cpu_us_per_task"]
+        notes = []
+        if row.get("http"):
+            notes.append(f"{row['http']['connections']} conns")
+            if row["http"]["repeated"]:
+                notes.append(f"{row['http']['repeated']} repeated")
+        if row.get("throughput_is") == "received":
+            notes.append("tasks/s = received")
+        if not row.get("drained"):
+            notes.append(f"NOT drained ({row['handled_total']:,}/{row['created']:,})")
+        outside = row.get("outside_cpu", {})
+        if outside.get("outside_share") is not None:
+            irq = outside.get("irq_softirq_s") or 0.0
+            share = irq / outside["machine_busy_s"] if outside.get("machine_busy_s") else 0.0
+            notes.append(f"outside {outside['outside_share']:.0%} (irq {share:.0%})")
+        body.append([row["case"], row["label"], row["throughput_per_s"], row["received_per_s"],
+                     _ratio(row["throughput_per_s"], stream and stream["throughput_per_s"]),
+                     lat["p50_ms"], lat["p99_ms"], per["server"], per["producers"], per["workers"],
+                     row["total_cpu_us_per_task"], ", ".join(notes)])
+    gate = next((r.get("backlog_limit") for r in rows if r.get("backlog_limit")), None)
+    return ["(i) HTTP push end to end beside StreamTasks: P producers + P workers (stream: the push Worker; HTTP: "
+            "a minimal HTTP/1.1 worker answering 200); tasks/s acknowledged in the window; latency create -> "
+            f"handler entry / request arrival, includes queueing (gate: {_fmt(gate)} tasks); CPU µs per task over "
+            "the whole run; 'outside': the machine's busy CPU no process of the run used (irq: the part in interrupts "
+            "and softirqs, where loopback networking partly goes; the rest: the harness or other programs)\n" + _table(
+                ["case", "system", "tasks/s", "received/s", "÷ stream", "p50 ms", "p99 ms", "server µs",
+                 "producers µs", "workers µs", "total µs", "note"], body)]
 
 
 # Targets --------------------------------------------------------------------------------------
@@ -313,7 +354,7 @@ def charts(results: list[dict], out_dir: str, stem: str) -> list[str]:
     # Throughput per scenario: one group per (scenario, case), one bar per system.
     groups: dict[str, dict[str, float]] = {}
     for row in results:
-        if row.get("scenario") in ("a", "b", "e", "g", "h") and row.get("throughput_per_s"):
+        if row.get("scenario") in ("a", "b", "e", "g", "h", "i") and row.get("throughput_per_s"):
             group = f"({row['scenario']}) {row['case']}"
             groups.setdefault(group, {})[row["label"]] = row["throughput_per_s"]
     if groups:
@@ -338,10 +379,10 @@ def charts(results: list[dict], out_dir: str, stem: str) -> list[str]:
         plt.close(fig)
         paths.append(path)
 
-    # Latency percentiles: (a) per case and (c), one panel each.
+    # Latency percentiles: (a), (g) and (i) per case and (c), one panel each.
     panels = []
     for row in results:
-        if row.get("scenario") in ("a", "c", "g") and row.get("latency", {}).get("count"):
+        if row.get("scenario") in ("a", "c", "g", "i") and row.get("latency", {}).get("count"):
             panels.append(row)
     cases = list(dict.fromkeys(f"({r['scenario']}) {r['case']}" for r in panels))
     if cases:

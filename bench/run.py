@@ -1,9 +1,10 @@
 """taskq against the systems its users would pick instead, on this machine, in one run.
 
-    python -m bench                  # every scenario at full scale (about 15 minutes)
+    python -m bench                  # every scenario at full scale (about 16 minutes)
     python -m bench --quick          # every scenario at tiny scale (CI: about 2 minutes)
     python -m bench --scenarios a,c --out /tmp/results
     python -m bench --scenarios g,h  # PostgreSQL: taskq x1/x2, PgQueuer, Procrastinate
+    python -m bench --scenarios i    # HTTP push beside the stream path (taskq only)
 
 Installs beanstalkd and nats-server from Debian packages if missing (and PostgreSQL's binaries
 for g and h), starts each server on 127.0.0.1 with a temporary data directory (g and h: a
@@ -29,11 +30,14 @@ import traceback
 from bench import peers, report, systems
 from bench.settings import FULL, QUICK, Scale
 
-SCENARIOS = "abcdefgh"
+SCENARIOS = "abcdefghi"
 #: PostgreSQL scenarios: they run the PG_SYSTEM_KEYS, the others the rest.
 PG_SCENARIOS = "gh"
 PG_SYSTEM_KEYS = ("taskq-pg1", "taskq-pg2", "pgqueuer", "procrastinate")
-SYSTEM_KEYS = ("taskq", "beanstalkd-b", "beanstalkd-b-f0", "nats-file", "nats-file-sync", *PG_SYSTEM_KEYS)
+#: taskq delivering over HTTP: scenario (i) only, beside "taskq" (the stream path).
+HTTP_SYSTEM_KEYS = ("taskq-http",)
+SYSTEM_KEYS = ("taskq", "beanstalkd-b", "beanstalkd-b-f0", "nats-file", "nats-file-sync", *PG_SYSTEM_KEYS,
+               *HTTP_SYSTEM_KEYS)
 
 
 def _count(text: str) -> int:
@@ -46,7 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny scale, every scenario and peer (CI)")
     parser.add_argument("--scenarios", default=SCENARIOS,
-                        help="which to run, e.g. a,c (default: all of a-h; g and h are the PostgreSQL ones)")
+                        help="which to run, e.g. a,c (default: all of a-i; g and h are the PostgreSQL ones, "
+                             "i is HTTP push)")
     parser.add_argument("--systems", default=",".join(SYSTEM_KEYS),
                         help=f"which systems, comma-separated (default: {','.join(SYSTEM_KEYS)})")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
@@ -136,7 +141,7 @@ def environment(scale: Scale, nats_sync: tuple[bool, str]) -> dict:
                     "python": platform.python_version(), "loadavg": list(os.getloadavg())},
         "versions": {
             "taskq": _version("taskq"), "taskq-client": _version("taskq-client"), "grpcio": _version("grpcio"),
-            "rocksdict": _version("rocksdict"), "protobuf": _version("protobuf"),
+            "rocksdict": _version("rocksdict"), "protobuf": _version("protobuf"), "aiohttp": _version("aiohttp"),
             "beanstalkd": peers.beanstalkd_version(), "greenstalk": _version("greenstalk"),
             "nats-server": peers.nats_version(), "nats-py": _version("nats-py"),
             "postgresql": _postgres_version(), "psycopg": _version("psycopg"), "asyncpg": _version("asyncpg"),
@@ -154,6 +159,7 @@ def _systems(keys: list[str], nats_sync: tuple[bool, str]) -> dict[str, systems.
         "beanstalkd-b-f0": systems.beanstalkd_b_f0(),
         "nats-file": systems.nats_file(),
         "nats-file-sync": systems.nats_file_sync_always(*nats_sync),
+        "taskq-http": systems.taskq_http(),
     }
     return {key: every[key] for key in SYSTEM_KEYS if key in keys and key in every}
 
@@ -166,9 +172,9 @@ def _pg_systems(keys: list[str]) -> dict[str, systems.PgSystem]:
 
 def run_scenarios(chosen: dict[str, systems.System], scenarios: list[str], scale: Scale, log,
                   pg_chosen: dict[str, systems.PgSystem] | None = None) -> tuple[list, list]:
-    from bench.scenarios import backlog, postgres, pull, push, ratelimit, scheduled
+    from bench.scenarios import backlog, httppush, postgres, pull, push, ratelimit, scheduled
 
-    everyone = list(chosen.values())
+    everyone = [system for key, system in chosen.items() if key not in HTTP_SYSTEM_KEYS]
     taskq = chosen.get("taskq")
     pull_cases = [(taskq, "pull"), (taskq, "pull_worker")] if taskq else []
     pull_cases += [(s, "pull") for s in everyone if s.client == systems.BEANSTALK_CLIENT]
@@ -189,6 +195,7 @@ def run_scenarios(chosen: dict[str, systems.System], scenarios: list[str], scale
         "f": ("rate limit", lambda: ratelimit.scenario_f([s for s in everyone if s.is_taskq], scale, log)),
         "g": ("PostgreSQL push end to end", lambda: postgres.scenario_g(pg_everyone, scale, log)),
         "h": ("PostgreSQL pull", lambda: postgres.scenario_h(pg_pull_cases, scale, log)),
+        "i": ("HTTP push end to end", lambda: httppush.scenario_i(taskq, chosen.get("taskq-http"), scale, log)),
     }
     for key in scenarios:
         title, run = plan[key]

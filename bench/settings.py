@@ -58,6 +58,13 @@ class Scale:
     pg_pull_processes: int = 4
     #: fetch_job + finish_job loops per Procrastinate pull process (it has no batch fetch).
     procrastinate_pull_concurrency: int = 8
+    # (i) HTTP push end to end beside the stream path (warm-up, duration, producer and stream
+    # worker settings are (a)'s)
+    http_producers: tuple[int, ...] = (1, 4)
+    #: (a)'s gate, for (i): producers wait while more tasks than this wait.
+    http_backlog_limit: int = 5_000
+    #: After the window, the workers receive what is left for at most this long (seconds).
+    http_drain_s: float = 60.0
 
 
 FULL = Scale("full")
@@ -80,4 +87,7 @@ QUICK = Scale(
     pg_drain_s=10.0,
     pg_pull_tasks=2_000,
     pg_pull_processes=2,
+    http_producers=(1,),
+    http_backlog_limit=500,
+    http_drain_s=10.0,
 )

@@ -12,6 +12,8 @@ from bench import peers
 TASKQ_CLIENT = "bench.clients.taskq_side"
 BEANSTALK_CLIENT = "bench.clients.beanstalk_side"
 NATS_CLIENT = "bench.clients.nats_side"
+#: taskq's HTTP push (scenario i): taskq producers, the minimal HTTP worker of http_side.
+HTTP_CLIENT = "bench.clients.http_side"
 
 
 @dataclasses.dataclass
@@ -32,8 +34,18 @@ class System:
         return self.client == TASKQ_CLIENT
 
     def prepare_queue(self, server: peers.ServerProcess, queue: str, **settings) -> None:
-        """Creates the queue (taskq), stream and consumer (NATS); beanstalkd tubes need nothing."""
-        if self.client == TASKQ_CLIENT:
+        """Creates the queue (taskq; with HTTP push, settings["http_uri"] is its target), stream
+        and consumer (NATS); beanstalkd tubes need nothing."""
+        if self.client == HTTP_CLIENT:
+            # The Queue message itself: works whatever keywords the client's create_queue takes.
+            from taskq.client import Client
+            from taskq.v1 import http_pb2, queue_pb2
+
+            message = queue_pb2.Queue(name=f"queues/{queue}", type=queue_pb2.QUEUE_TYPE_PUSH,
+                                      http_target=http_pb2.HttpTarget(uri=settings["http_uri"]))
+            with Client(server.address) as client:
+                client.create_queue(message)
+        elif self.client == TASKQ_CLIENT:
             from taskq.client import Client
 
             with Client(server.address) as client:
@@ -48,6 +60,18 @@ def taskq(durability: str = "fsync") -> System:
     return System(
         "taskq", "taskq", TASKQ_CLIENT, lambda: peers.TaskqServer("taskq", durability=durability),
         "fsync: every answered create/ack is in the fsynced RocksDB WAL (group commit)",
+        "acked = fsynced" if durability == "fsync" else "no fsync",
+    )
+
+
+def taskq_http(durability: str = "fsync") -> System:
+    """taskq delivering a push queue's tasks as HTTP requests (scenario i). Loopback must be
+    allowed: the SSRF guard refuses non-public targets by default."""
+    return System(
+        "taskq-http", "taskq HTTP push", HTTP_CLIENT,
+        lambda: peers.TaskqServer("taskq-http", durability=durability,
+                                  extra_args=["--http-allow-networks", "127.0.0.0/8"]),
+        "fsync: every answered create is in the fsynced RocksDB WAL; 2xx answers are recorded as stream acks are",
         "acked = fsynced" if durability == "fsync" else "no fsync",
     )
 
