@@ -498,8 +498,9 @@ def test_documented_errors(app_server):
     pull_queue(client)
     with pytest.raises(exceptions.AlreadyExists):
         pull_queue(client)
-    with pytest.raises(exceptions.NotFound):
+    with pytest.raises(exceptions.NotFound) as missing:
         client.get_task(name=f"{queue_name('pull')}/tasks/missing")
+    assert f"{queue_name('pull')}/tasks/missing" in missing.value.message  # named as the caller did
     pull_task(client, "pull", b"x", name="taken")
     with pytest.raises(exceptions.AlreadyExists):
         pull_task(client, "pull", b"y", name="taken")

@@ -30,6 +30,7 @@ from taskq.api.services import add_unary_methods
 from taskq.api.status import guarded
 from taskq.cloudtasks import names
 from taskq.cloudtasks import v2beta2_messages as m
+from taskq.cloudtasks import v2beta2_tasks as t
 from taskq.core import limits, pagination
 from taskq.core.errors import (
     FailedPrecondition,
@@ -164,11 +165,12 @@ class CloudTasksV2Beta2:
         return m.queue_to_pb(queue, parent, self._app, stats)
 
     def _task_pb(self, task: Task, queue: Queue, parent: str, view: int) -> Any:
-        return m.task_to_pb(task, queue, parent, view, self._app)
+        return t.task_to_pb(task, queue, parent, view, self._app)
 
     # Queues -----------------------------------------------------------------------------------
 
     @guarded
+    @names.cloud_names
     async def ListQueues(self, request, context):
         engine = self._engine.get()
         parent = names.parent(request.parent, "parent")
@@ -191,6 +193,7 @@ class CloudTasksV2Beta2:
         return response
 
     @guarded
+    @names.cloud_names
     async def GetQueue(self, request, context):
         queue, parent = await self._queue(request.name)
         mask = _check_read_mask(request)
@@ -198,6 +201,7 @@ class CloudTasksV2Beta2:
         return _masked(self._queue_pb(queue, parent, stats), mask)
 
     @guarded
+    @names.cloud_names
     async def CreateQueue(self, request, context):
         engine = self._engine.get()
         parent = names.parent(request.parent, "parent")
@@ -212,6 +216,7 @@ class CloudTasksV2Beta2:
         return self._queue_pb(created, parent)
 
     @guarded
+    @names.cloud_names
     async def UpdateQueue(self, request, context):
         """Changes the fields named by update_mask (all when empty; the target only when the
         request has one); creates the queue when it does not exist, as Cloud Tasks does. A
@@ -245,28 +250,33 @@ class CloudTasksV2Beta2:
         return self._queue_pb(await engine.queues.update(queue_id, new, taskq_paths), parent)
 
     @guarded
+    @names.cloud_names
     async def DeleteQueue(self, request, context):
         queue, _ = await self._queue(request.name)
         await self._engine.get().queues.delete(queue.queue_id)
         return empty_pb2.Empty()
 
     @guarded
+    @names.cloud_names
     async def PurgeQueue(self, request, context):
         queue, parent = await self._queue(request.name)
         purged, _ = await self._engine.get().queues.purge(queue.queue_id)
         return self._queue_pb(purged, parent)
 
     @guarded
+    @names.cloud_names
     async def PauseQueue(self, request, context):
         queue, parent = await self._queue(request.name)
         return self._queue_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.PAUSED), parent)
 
     @guarded
+    @names.cloud_names
     async def ResumeQueue(self, request, context):
         queue, parent = await self._queue(request.name)
         return self._queue_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.RUNNING), parent)
 
     @guarded
+    @names.cloud_names
     async def UploadQueueYaml(self, request, context):
         """Declares the queues of a queue.yaml as `taskq serve --queues` does: new ones are
         created, listed ones reconfigured (their tasks kept). Queues the file leaves out are
@@ -298,17 +308,20 @@ class CloudTasksV2Beta2:
     # IAM --------------------------------------------------------------------------------------
 
     @guarded
+    @names.cloud_names
     async def GetIamPolicy(self, request, context):
         await self._queue(request.resource, "resource")
         raise Unimplemented("taskq has no IAM policies: without authentication every caller may call every "
                             "method (TestIamPermissions says so); roles per queue come with taskq's auth settings")
 
     @guarded
+    @names.cloud_names
     async def SetIamPolicy(self, request, context):
         await self._queue(request.resource, "resource")
         raise Unimplemented("taskq has no IAM policies to set; roles per queue come with taskq's auth settings")
 
     @guarded
+    @names.cloud_names
     async def TestIamPermissions(self, request, context):
         """Without authentication every caller holds every Cloud Tasks permission on a queue
         that exists; on one that does not, none ("an empty set of permissions, not a
@@ -323,10 +336,11 @@ class CloudTasksV2Beta2:
     # Tasks ------------------------------------------------------------------------------------
 
     @guarded
+    @names.cloud_names
     async def ListTasks(self, request, context):
         engine = self._engine.get()
         queue, parent = await self._queue(request.parent, "parent")
-        view = m.view(request.response_view, "response_view")
+        view = t.view(request.response_view, "response_view")
         if request.page_size < 0:
             raise InvalidArgument.field("page_size", f"must not be negative, got {request.page_size}",
                                         "VALUE_OUT_OF_RANGE")
@@ -341,19 +355,21 @@ class CloudTasksV2Beta2:
         return response
 
     @guarded
+    @names.cloud_names
     async def GetTask(self, request, context):
         queue, parent, task_id = await self._task_queue(request.name)
-        view = m.view(request.response_view, "response_view")
+        view = t.view(request.response_view, "response_view")
         return self._task_pb(await self._engine.get().tasks.get(queue.queue_id, task_id), queue, parent, view)
 
     @guarded
+    @names.cloud_names
     async def CreateTask(self, request, context):
         engine = self._engine.get()
         queue, parent = await self._queue(request.parent, "parent")
-        view = m.view(request.response_view, "response_view")
+        view = t.view(request.response_view, "response_view")
         if not request.HasField("task"):
             raise InvalidArgument.field("task", "is required", "REQUIRED_FIELD")
-        item = m.new_task(request.task, "task", queue, parent, self._app, engine.limits.max_task_bytes)
+        item = t.new_task(request.task, "task", queue, parent, self._app, engine.limits.max_task_bytes)
         if item.schedule_time_us is not None and item.schedule_time_us - engine.clock.now_us() > m.MAX_SCHEDULE_AHEAD_US:
             raise InvalidArgument.field("task.schedule_time", "is more than 30 days ahead", "SCHEDULE_TIME_TOO_FAR")
         [result] = await engine.tasks.create(queue.queue_id, [item])
@@ -362,6 +378,7 @@ class CloudTasksV2Beta2:
         return self._task_pb(result, queue, parent, view)
 
     @guarded
+    @names.cloud_names
     async def DeleteTask(self, request, context):
         queue, _, task_id = await self._task_queue(request.name)
         [error] = await self._engine.get().tasks.delete(queue.queue_id, [DeleteRequest(task_id)])
@@ -370,12 +387,13 @@ class CloudTasksV2Beta2:
         return empty_pb2.Empty()
 
     @guarded
+    @names.cloud_names
     async def RunTask(self, request, context):
         """Makes a push task ready now. "RunTask cannot be called on a pull task": refused
         with FAILED_PRECONDITION."""
         engine = self._engine.get()
         queue, parent, task_id = await self._task_queue(request.name)
-        view = m.view(request.response_view, "response_view")
+        view = t.view(request.response_view, "response_view")
         if queue.type is QueueType.PULL:
             task = await engine.tasks.get(queue.queue_id, task_id)  # NOT_FOUND first, as for any task
             raise FailedPrecondition(
@@ -391,21 +409,22 @@ class CloudTasksV2Beta2:
             raise WrongQueueType(names.queue_name(queue, parent), "push", call)
 
     @guarded
+    @names.cloud_names
     async def LeaseTasks(self, request, context):
         engine = self._engine.get()
         queue, parent = await self._queue(request.parent, "parent")
         if request.max_tasks < 0 or request.max_tasks > m.MAX_LEASE_TASKS:
             raise InvalidArgument.field("max_tasks", f"must be from 1 to {m.MAX_LEASE_TASKS} (0: {m.MAX_LEASE_TASKS}), "
                                         f"got {request.max_tasks}", "VALUE_OUT_OF_RANGE")
-        lease_us = m.lease_duration_us(request.lease_duration, request.HasField("lease_duration"), "lease_duration")
-        view = m.view(request.response_view, "response_view")
-        tag, oldest_tag = m.lease_filter(request.filter)
+        lease_us = t.lease_duration_us(request.lease_duration, request.HasField("lease_duration"), "lease_duration")
+        view = t.view(request.response_view, "response_view")
+        tag, oldest_tag = t.lease_filter(request.filter)
         self._pull_queue(queue, parent, "LeaseTasks")
         if queue.state is QueueState.PAUSED:
             raise QueuePaused(names.queue_name(queue, parent))
         leased = await engine.tasks.lease(queue.queue_id, lease_us, request.max_tasks or m.MAX_LEASE_TASKS, tag,
                                           oldest_tag, 0)
-        return _pb(tasks_v2beta2.LeaseTasksResponse)(tasks=[self._task_pb(t, queue, parent, view) for t in leased])
+        return _pb(tasks_v2beta2.LeaseTasksResponse)(tasks=[self._task_pb(task, queue, parent, view) for task in leased])
 
     async def _held(self, request: Any, call: str) -> tuple[Queue, str, Task]:
         """The pull task the request names, if the request's schedule_time is its current
@@ -426,6 +445,7 @@ class CloudTasksV2Beta2:
         return queue, parent, task
 
     @guarded
+    @names.cloud_names
     async def AcknowledgeTask(self, request, context):
         queue, _, task = await self._held(request, "AcknowledgeTask")
         [error] = await self._engine.get().tasks.delete(queue.queue_id, [DeleteRequest(task.task_id, task.lease_token)])
@@ -434,17 +454,19 @@ class CloudTasksV2Beta2:
         return empty_pb2.Empty()
 
     @guarded
+    @names.cloud_names
     async def RenewLease(self, request, context):
-        lease_us = m.lease_duration_us(request.lease_duration, request.HasField("lease_duration"), "lease_duration")
-        view = m.view(request.response_view, "response_view")
+        lease_us = t.lease_duration_us(request.lease_duration, request.HasField("lease_duration"), "lease_duration")
+        view = t.view(request.response_view, "response_view")
         queue, parent, task = await self._held(request, "RenewLease")
         renewed = await self._engine.get().tasks.modify_lease(queue.queue_id, task.task_id, task.lease_token, lease_us)
         return self._task_pb(renewed, queue, parent, view)
 
     @guarded
+    @names.cloud_names
     async def CancelLease(self, request, context):
         """The task is available to lease again at once (its schedule_time is now)."""
-        view = m.view(request.response_view, "response_view")
+        view = t.view(request.response_view, "response_view")
         queue, parent, task = await self._held(request, "CancelLease")
         released = await self._engine.get().tasks.modify_lease(queue.queue_id, task.task_id, task.lease_token, 0)
         return self._task_pb(released, queue, parent, view)

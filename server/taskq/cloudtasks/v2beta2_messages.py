@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from google.cloud import tasks_v2beta2
-from google.rpc import status_pb2
 
 from taskq.api import convert, validate
 from taskq.cloudtasks import names
@@ -38,18 +36,13 @@ from taskq.core.errors import FailedPrecondition, InvalidArgument
 from taskq.core.limits import DAY, SECOND
 from taskq.core.model import (
     HttpMethod,
-    HttpRequest,
     HttpTarget,
     Queue,
     QueueState,
     QueueType,
     RetryPolicy,
-    Stage,
-    Task,
-    content_size,
 )
 from taskq.core.queues import QueueStats
-from taskq.core.tasks import NewTask
 
 QueuePb: Any = tasks_v2beta2.Queue.pb()
 TaskPb: Any = tasks_v2beta2.Task.pb()
@@ -134,7 +127,7 @@ def _target_names(service: str, version: str, instance: str) -> list[str]:
     return [name for name in candidates if name]
 
 
-def _routing_to_pb(routing: Any, target: str, base_url: str) -> None:
+def routing_to_pb(routing: Any, target: str, base_url: str) -> None:
     """AppEngineRouting of a target name (`[instance.][version.]service`) and its host."""
     parts = target.split(".") if target else []
     if len(parts) == 1:
@@ -171,7 +164,7 @@ def queue_to_pb(queue: Queue, parent: str, app: AppEngine, stats: QueueStats | N
         message.app_engine_http_target.SetInParent()
         override = app.target_of_base(queue.http_target.uri)
         if override:
-            _routing_to_pb(message.app_engine_http_target.app_engine_routing_override, override, queue.http_target.uri)
+            routing_to_pb(message.app_engine_http_target.app_engine_routing_override, override, queue.http_target.uri)
     elif kind == HTTP_TARGET:
         assert queue.http_target is not None
         target = message.http_target
@@ -230,7 +223,7 @@ def stats_to_pb(queue: Queue, stats: QueueStats) -> Any:
     return message
 
 
-def _whole_seconds(duration_us: int) -> int:
+def whole_seconds(duration_us: int) -> int:
     """Cloud Tasks truncates lease durations, retry durations and backoffs to whole seconds."""
     return duration_us - duration_us % SECOND
 
@@ -279,7 +272,7 @@ def retry_config(message: Any, field: str, pull: bool) -> RetryPolicy:
     ):
         if message.HasField(name):
             value = validate.duration_us(getattr(message, name), f"{field}.{name}", maximum_us=maximum)
-            setattr(policy, attribute, _whole_seconds(value))
+            setattr(policy, attribute, whole_seconds(value))
     if message.max_doublings:
         policy.max_doublings = validate.int_range(message.max_doublings, f"{field}.max_doublings", 0,
                                                   limits.MAX_DOUBLINGS_LIMIT)
@@ -289,7 +282,7 @@ def retry_config(message: Any, field: str, pull: bool) -> RetryPolicy:
     return policy
 
 
-def _method(value: int, field: str) -> HttpMethod:
+def method(value: int, field: str) -> HttpMethod:
     if not value:
         return HttpMethod.POST
     try:
@@ -319,7 +312,7 @@ def queue_target(message: Any, field: str, kind: str | None, app: AppEngine) -> 
                                         "task its URL", "UNSUPPORTED_FIELD")
         # OAuth and OIDC tokens are minted by Google for Google's service accounts: accepted,
         # no Authorization header is sent (sign with X-Taskq-Signature instead).
-        result = HttpTarget(uri="", method=_method(target.http_method, f"{field}.http_target.http_method"),
+        result = HttpTarget(uri="", method=method(target.http_method, f"{field}.http_target.http_method"),
                             headers={o.header.key: o.header.value for o in target.header_overrides})
         http_push.check_headers(result.headers, f"{field}.http_target.header_overrides")
         return result
@@ -426,211 +419,3 @@ def taskq_update_paths(paths: list[str], pull: bool, target_changes: bool) -> li
     if target_changes and not pull:
         mapped.append("http_target")
     return mapped
-
-
-# Tasks ----------------------------------------------------------------------------------------
-
-
-def view(value: int, field: str) -> int:
-    if value not in (0, VIEW_BASIC, VIEW_FULL):
-        raise InvalidArgument.field(field, f"{value} is not a Task.View", "INVALID_ENUM_VALUE")
-    return value or VIEW_BASIC
-
-
-def check_tag(tag: str, field: str) -> str:
-    if len(tag) > MAX_TAG_CHARS:
-        raise InvalidArgument.field(field, f"must be less than {MAX_TAG_CHARS + 1} characters", "TAG_TOO_LONG")
-    if len(tag.encode()) > limits.MAX_TAG_BYTES:
-        raise InvalidArgument.field(field, f"is longer than {limits.MAX_TAG_BYTES} bytes of UTF-8 (taskq's limit)",
-                                    "TAG_TOO_LONG")
-    return tag
-
-
-def new_task(message: Any, field: str, queue: Queue, parent: str, app: AppEngine, max_task_bytes: int) -> NewTask:
-    """A NewTask from a v2beta2 Task: a pull_message in a pull queue; an app_engine_http_request
-    in an App Engine queue, or an http_request in a push queue delivered over HTTP."""
-    task_id = None
-    if message.name:
-        task_parent, queue_id, task_id = names.task(message.name, f"{field}.name")
-        if queue_id != queue.queue_id or task_parent != parent:
-            raise InvalidArgument.field(f"{field}.name", "must name a task of the parent queue", "PARENT_MISMATCH")
-    schedule_us = None
-    if message.HasField("schedule_time"):
-        schedule_us = validate.timestamp_us(message.schedule_time, f"{field}.schedule_time")
-    kind = message.WhichOneof("payload_type")
-    queue_name = names.queue_name(queue, parent)
-    if queue.type is QueueType.PULL:
-        if kind != "pull_message":
-            raise InvalidArgument.field(f"{field}.pull_message", f"is required: {queue_name} is a pull queue (its tasks "
-                                        "can have no other payload type)", "REQUIRED_FIELD")
-        payload = message.pull_message.payload
-        tag = check_tag(message.pull_message.tag, f"{field}.pull_message.tag")
-        _check_size(content_size(payload, {}, tag), max_task_bytes, f"{field}.pull_message.payload")
-        return NewTask(task_id=task_id, payload=payload, tag=tag, schedule_time_us=schedule_us)
-    if kind == "pull_message":
-        raise InvalidArgument.field(f"{field}.pull_message", f"can be set only in pull queues; {queue_name} is a push "
-                                    "queue", "WRONG_QUEUE_TYPE")
-    if kind == "app_engine_http_request":
-        if target_kind(queue) != APP_ENGINE_TARGET:
-            raise InvalidArgument.field(f"{field}.app_engine_http_request", f"can be set only if the queue has an "
-                                        f"app_engine_http_target; {queue_name} has none", "NOT_AN_APP_ENGINE_QUEUE")
-        sub = f"{field}.app_engine_http_request"
-        request = _app_engine_request(message.app_engine_http_request, sub, queue, app)
-        body = message.app_engine_http_request.payload
-        body_field, body_methods = f"{sub}.payload", APP_ENGINE_BODY_METHODS
-        _check_size(content_size(body, {}, "", request), min(max_task_bytes, MAX_APP_ENGINE_TASK_BYTES), body_field)
-    elif kind == "http_request":
-        sub = f"{field}.http_request"
-        request = _http_request(message.http_request, sub)
-        body = message.http_request.body
-        body_field, body_methods = f"{sub}.body", HTTP_BODY_METHODS
-        _check_size(content_size(body, {}, "", request), max_task_bytes, body_field)
-    else:
-        raise InvalidArgument.field(f"{field}.app_engine_http_request", "a task of a push queue needs an "
-                                    "app_engine_http_request or an http_request", "REQUIRED_FIELD")
-    assert request.method is not None
-    if body and request.method not in body_methods:
-        allowed = " and ".join(m.name for m in body_methods)
-        raise InvalidArgument.field(body_field, f"a {request.method.name} request has no body (only {allowed} do)",
-                                    "PAYLOAD_NOT_ALLOWED")
-    return NewTask(task_id=task_id, payload=body, schedule_time_us=schedule_us, http=request)
-
-
-def _check_size(size: int, limit: int, field: str) -> None:
-    if size > limit:
-        raise InvalidArgument.field(field, f"the task is {size} bytes; the limit is {limit}", "TASK_TOO_LARGE")
-
-
-def _app_engine_request(message: Any, field: str, queue: Queue, app: AppEngine) -> HttpRequest:
-    path = message.relative_url or "/"
-    if not path.startswith("/"):
-        raise InvalidArgument.field(f"{field}.relative_url", "must start with /", "INVALID_URL")
-    if len(path) > MAX_URL_CHARS:
-        raise InvalidArgument.field(f"{field}.relative_url", f"is longer than {MAX_URL_CHARS} characters", "URL_TOO_LONG")
-    headers = dict(message.headers)
-    for name in headers:
-        if name.lower().startswith("x-google-"):
-            raise InvalidArgument.field(f"{field}.headers", f"{name!r} cannot be set (X-Google-* are Google's)",
-                                        "RESERVED_HEADER")
-    url = path
-    assert queue.http_target is not None
-    # A queue's routing override wins over the task's routing; without one, a routing that
-    # names a --appengine-targets entry sends the task there, any other to the queue's app.
-    if not app.target_of_base(queue.http_target.uri) and message.HasField("app_engine_routing"):
-        routing = message.app_engine_routing
-        base = app.base(routing.service, routing.version, routing.instance)
-        if base and base != queue.http_target.uri:
-            url = base.rstrip("/") + path
-    request = HttpRequest(url, _method(message.http_method, f"{field}.http_method"), headers)
-    http_push.check_request(request, field)
-    return request
-
-
-def _http_request(message: Any, field: str) -> HttpRequest:
-    if not message.url:
-        raise InvalidArgument.field(f"{field}.url", "is required", "REQUIRED_FIELD")
-    if len(message.url) > MAX_URL_CHARS:
-        raise InvalidArgument.field(f"{field}.url", f"is longer than {MAX_URL_CHARS} characters", "URL_TOO_LONG")
-    http_push.check_url(message.url, f"{field}.url", path_allowed=False)
-    # OAuth and OIDC tokens: accepted, no Authorization header is sent (see queue_target).
-    request = HttpRequest(message.url, _method(message.http_method, f"{field}.http_method"), dict(message.headers))
-    http_push.check_headers(request.headers, f"{field}.headers")
-    return request
-
-
-def schedule_time_us(task: Task) -> int:
-    """A task's v2beta2 schedule_time: a leased task's is its lease's expiry."""
-    return task.lease_expire_us if task.stage is Stage.LEASED and task.lease_expire_us else task.schedule_time_us
-
-
-def task_to_pb(task: Task, queue: Queue, parent: str, view: int, app: AppEngine) -> Any:
-    message = TaskPb(name=names.task_name(queue, parent, task.task_id), view=view)
-    full = view == VIEW_FULL
-    pull = queue.type is QueueType.PULL
-    if pull:
-        message.pull_message.SetInParent()
-        message.pull_message.tag = task.tag
-        if full:
-            message.pull_message.payload = task.payload
-    else:
-        _request_to_pb(message, task, queue, full, app)
-    message.schedule_time.CopyFrom(convert.timestamp(schedule_time_us(task)))
-    # "create_time will be truncated to the nearest second."
-    message.create_time.CopyFrom(convert.timestamp(task.create_time_us - task.create_time_us % SECOND))
-    status = message.status
-    status.attempt_dispatch_count = task.attempt_count
-    if pull:  # the response count and attempt statuses "are not calculated for pull tasks"
-        return message
-    status.attempt_response_count = task.response_count
-    if task.first_attempt_time_us:
-        status.first_attempt_status.dispatch_time.CopyFrom(convert.timestamp(task.first_attempt_time_us))
-    if task.last_attempt is not None:
-        attempt = task.last_attempt
-        last = status.last_attempt_status
-        last.dispatch_time.CopyFrom(convert.timestamp(attempt.dispatch_time_us))
-        if attempt.response_time_us:
-            last.response_time.CopyFrom(convert.timestamp(attempt.response_time_us))
-            last.response_status.CopyFrom(status_pb2.Status(code=attempt.error_code, message=attempt.error_message))
-    return message
-
-
-def _request_to_pb(message: Any, task: Task, queue: Queue, full: bool, app: AppEngine) -> None:
-    request = task.http or HttpRequest()
-    target = queue.http_target
-    method = request.method or (target.method if target is not None else HttpMethod.POST)
-    body = task.payload if full else b""
-    engine_queue = target_kind(queue) == APP_ENGINE_TARGET
-    routed, path = app.target_of_url(request.url) if engine_queue else ("", "")
-    if request.url.startswith(("http://", "https://")) and not routed:
-        http = message.http_request
-        http.url = request.url
-        http.http_method = method.value
-        http.headers.update(request.headers)
-        http.body = body
-        return
-    if target is None:
-        return  # a task streamed to taskq.v1 workers: no v2beta2 payload type fits
-    engine_request = message.app_engine_http_request
-    engine_request.http_method = method.value
-    engine_request.relative_url = path if routed else (request.url or "/")
-    engine_request.headers.update(request.headers)
-    engine_request.payload = body
-    if routed:
-        _routing_to_pb(engine_request.app_engine_routing, routed, app.targets[routed])
-    elif engine_queue:
-        _routing_to_pb(engine_request.app_engine_routing, app.target_of_base(target.uri), target.uri)
-
-
-# Pull queues ----------------------------------------------------------------------------------
-
-
-_TAG_FILTER = re.compile(r'\s*tag\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(.*?))\s*', re.DOTALL)
-_OLDEST_TAG_FILTER = re.compile(r"\s*tag_function\s*=\s*oldest_tag\s*\(\s*\)\s*")
-
-
-def lease_filter(text: str) -> tuple[str | None, bool]:
-    """LeaseTasks' filter: (tag, oldest_tag). `tag=<tag>` (the tag may be in double quotes,
-    with \\" and \\\\ inside) or `tag_function=oldest_tag()`; empty: any task."""
-    if not text.strip():
-        return None, False
-    if _OLDEST_TAG_FILTER.fullmatch(text):
-        return None, True
-    match = _TAG_FILTER.fullmatch(text)
-    if match is None:
-        raise InvalidArgument.field(
-            "filter", f"{text[:100]!r} is not a lease filter: tag=<tag>, tag=\"<tag>\" or tag_function=oldest_tag()",
-            "INVALID_FILTER",
-        )
-    tag = re.sub(r"\\(.)", r"\1", match.group(1)) if match.group(1) is not None else match.group(2)
-    return check_tag(tag, "filter"), False
-
-
-def lease_duration_us(message: Any, has: bool, field: str) -> int:
-    """A required lease duration, truncated to whole seconds: 1 second to 1 week."""
-    if not has:
-        raise InvalidArgument.field(field, "is required", "REQUIRED_FIELD")
-    value = _whole_seconds(validate.duration_us(message, field, maximum_us=MAX_LEASE_DURATION_US))
-    if value <= 0:
-        raise InvalidArgument.field(field, "must be at least 1s (leases are truncated to whole seconds)",
-                                    "DURATION_OUT_OF_RANGE")
-    return value
