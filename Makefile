@@ -8,12 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint python-lint postgres-installed proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-grpcurl test-crosslang test-package bench bench-quick clean
+.PHONY: serve test install lint python-lint postgres-installed proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang test-package bench bench-quick clean
 
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
 
-test: install check-generated python-lint proto-lint proto-breaking pytest test-package test-go test-node test-java test-grpcurl test-crosslang bench-quick
+test: install check-generated python-lint proto-lint proto-breaking pytest test-package test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang bench-quick
 
 install: $(VENV)/.installed node_modules/.installed clients/node/node_modules/.installed
 
@@ -70,6 +70,20 @@ test-crosslang: $(VENV)/.installed clients/node/node_modules/.installed
 test-java: $(VENV)/.installed third_party/.extracted
 	cd clients/java && mvn --batch-mode --quiet test
 
+# Google's own Cloud Tasks clients against a real taskq, each configured as an emulator user
+# would (plaintext, no credentials, taskq's address): @google-cloud/tasks from npm,
+# cloud.google.com/go/cloudtasks from the Go module proxy, google-cloud-tasks from Maven Central.
+# Each is a project of its own under tests/cloudtasks/ and starts its own server from $(TASKQ_BIN)
+# and a loopback HTTP server in its language that receives the tasks.
+test-cloudtasks: $(VENV)/.installed tests/cloudtasks/node/node_modules/.installed
+	cd tests/cloudtasks/node && npm test
+	cd tests/cloudtasks/go && go test -count=1 ./...
+	cd tests/cloudtasks/java && mvn --batch-mode --quiet test
+
+tests/cloudtasks/node/node_modules/.installed: tests/cloudtasks/node/package.json tests/cloudtasks/node/package-lock.json
+	cd tests/cloudtasks/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # google/rpc protos the API imports, taken from the installed googleapis-common-protos package
 # (never committed), for buf and the Java build.
 third_party/.extracted: $(VENV)/.installed tools/google-protos.py
@@ -115,4 +129,4 @@ bench-quick: $(VENV)/.bench-installed
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules clients/node/node_modules third_party
+	rm -rf $(VENV) node_modules clients/node/node_modules tests/cloudtasks/node/node_modules third_party

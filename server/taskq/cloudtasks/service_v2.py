@@ -1,7 +1,12 @@
 """google.cloud.tasks.v2.CloudTasks on taskq's core (docs/cloud-tasks.md has every RPC and
 field with its status). Errors are taskq's, with Cloud Tasks' codes: NOT_FOUND, ALREADY_EXISTS
 (a task name in use or used within the queue's tombstone TTL), INVALID_ARGUMENT,
-FAILED_PRECONDITION."""
+FAILED_PRECONDITION.
+
+Cloud Tasks deletes a task whose attempts ran out; taskq keeps it FAILED for the queue's
+task_ttl (taskq.v1 shows it and can run it again). Through this API such a task is gone: not
+listed, and NOT_FOUND to GetTask, DeleteTask and RunTask. Its name stays taken, as a deleted
+task's name does in Cloud Tasks."""
 
 from __future__ import annotations
 
@@ -18,16 +23,27 @@ from taskq.api.status import guarded
 from taskq.cloudtasks import names
 from taskq.cloudtasks import v2_messages as m
 from taskq.core import limits, pagination
-from taskq.core.errors import InvalidArgument, QueueAlreadyExists, QueueNotFound, TaskqError, Unimplemented
+from taskq.core.errors import (
+    InvalidArgument,
+    QueueAlreadyExists,
+    QueueNotFound,
+    TaskNotFound,
+    TaskqError,
+    Unimplemented,
+)
 from taskq.core.filter import TaskFilter
-from taskq.core.model import Queue, QueueState, QueueType
+from taskq.core.model import Queue, QueueState, QueueType, Stage, Task, TaskState
 from taskq.core.tasks import DeleteRequest, NewTask
+from taskq.core.transitions import task_name
 
 SERVICE = "google.cloud.tasks.v2.CloudTasks"
 
 
 #: Cloud Tasks' permissions (TestIamPermissions answers which a caller has).
 PERMISSIONS_PREFIX = "cloudtasks."
+
+#: The tasks Cloud Tasks still has: every state but FAILED (see the module's docstring).
+LIVE_TASKS = TaskFilter(states=frozenset({TaskState.SCHEDULED, TaskState.READY, TaskState.LEASED}))
 
 
 def _pb(proto_plus_class: Any) -> Any:
@@ -86,6 +102,13 @@ class CloudTasksV2:
         parent, queue_id = names.queue(name, field)
         queue = await self._engine.get().queues.get(queue_id)
         return names.check_visible(queue, parent), parent
+
+    async def _live_task(self, queue_id: str, task_id: str) -> Task:
+        """The task, NOT_FOUND when it is FAILED: Cloud Tasks would have deleted it."""
+        task = await self._engine.get().tasks.get(queue_id, task_id)
+        if task.stage is Stage.FAILED:
+            raise TaskNotFound(task_name(queue_id, task_id))
+        return task
 
     # Queues -----------------------------------------------------------------------------------
 
@@ -230,7 +253,7 @@ class CloudTasksV2:
         size = pagination.page_size(request.page_size)
         arguments = ("cloudtasks.v2.tasks", request.parent, str(view))
         after = pagination.decode(request.page_token, arguments, engine.page_token_key, limits.TASK_ID_PATTERN)
-        tasks, resume_after = await engine.tasks.page(queue.queue_id, TaskFilter(), after, size,
+        tasks, resume_after = await engine.tasks.page(queue.queue_id, LIVE_TASKS, after, size,
                                                       payloads=view == m.VIEW_FULL)
         response = _pb(tasks_v2.ListTasksResponse)(tasks=[m.task_to_pb(t, queue, parent, view) for t in tasks])
         if resume_after:
@@ -244,7 +267,7 @@ class CloudTasksV2:
         parent, queue_id, task_id = names.task(request.name, "name")
         queue = names.check_visible(await engine.queues.get(queue_id), parent)
         view = _view(request.response_view, "response_view")
-        return m.task_to_pb(await engine.tasks.get(queue_id, task_id), queue, parent, view)
+        return m.task_to_pb(await self._live_task(queue_id, task_id), queue, parent, view)
 
     async def _create(self, queue: Queue, parent: str, items: list[NewTask]) -> list[Any]:
         engine = self._engine.get()
@@ -297,6 +320,8 @@ class CloudTasksV2:
         engine = self._engine.get()
         parent, queue_id, task_id = names.task(request.name, "name")
         names.check_visible(await engine.queues.get(queue_id), parent)
+        # A task that fails between this read and the delete is deleted, as Cloud Tasks would.
+        await self._live_task(queue_id, task_id)
         [error] = await engine.tasks.delete(queue_id, [DeleteRequest(task_id)])
         if error is not None:
             raise error
@@ -308,12 +333,15 @@ class CloudTasksV2:
         engine = self._engine.get()
         queue, parent = await self._queue(request.parent, "parent")
         validate.batch_size(len(request.names), "names")
-        deletes: list[DeleteRequest | TaskqError] = []
+        task_ids = []
         for index, name in enumerate(request.names):
             task_parent, queue_id, task_id = names.task(name, f"names[{index}]")
             if (task_parent, queue_id) != (parent, queue.queue_id):
                 raise InvalidArgument.field(f"names[{index}]", "names a task of another queue", "PARENT_MISMATCH")
-            deletes.append(DeleteRequest(task_id))
+            task_ids.append(task_id)
+        for task_id in task_ids:
+            await self._live_task(queue.queue_id, task_id)
+        deletes: list[DeleteRequest | TaskqError] = [DeleteRequest(task_id) for task_id in task_ids]
         for error in await engine.tasks.delete(queue.queue_id, deletes):
             if error is not None:
                 raise error
@@ -326,6 +354,8 @@ class CloudTasksV2:
         parent, queue_id, task_id = names.task(request.name, "name")
         queue = names.check_visible(await engine.queues.get(queue_id), parent)
         view = _view(request.response_view, "response_view")
+        # A task that fails between this read and the run runs again (taskq.v1 could run it too).
+        await self._live_task(queue_id, task_id)
         return m.task_to_pb(await engine.tasks.run(queue_id, task_id), queue, parent, view)
 
 

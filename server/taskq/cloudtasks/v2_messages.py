@@ -10,6 +10,8 @@ What maps how:
   is output only. taskq's "unlimited" rate and attempts read as 0 and -1.
 - A task's dispatch_count is taskq's attempt count; first_attempt carries its dispatch time,
   last_attempt the last attempt with its response status.
+- HttpRequest tasks are sent with `User-Agent: Google-Cloud-Tasks`, whatever the task or its
+  queue's header_overrides say, as Cloud Tasks documents; the task shows it among its headers.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ MAX_SCHEDULE_AHEAD_US = 30 * DAY
 MAX_URL_CHARS = 2083
 #: Methods whose requests may carry a body (Cloud Tasks: "POST, PUT, or PATCH").
 BODY_METHODS = (HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH)
+#: The User-Agent Cloud Tasks sets on HttpRequest tasks' requests (handlers may check it).
+HTTP_USER_AGENT = "Google-Cloud-Tasks"
 
 STATE_RUNNING = QueuePb.State.Value("RUNNING")
 STATE_PAUSED = QueuePb.State.Value("PAUSED")
@@ -145,7 +149,9 @@ def http_target(message: Any, field: str, base_uri: str) -> HttpTarget:
                                     "UNSUPPORTED_FIELD")
     if message.http_method:
         target.method = _method(message.http_method, f"{field}.http_method")
-    target.headers = {override.header.key: override.header.value for override in message.header_overrides}
+    # Queue headers replace a task's: a User-Agent among them would replace Google-Cloud-Tasks.
+    target.headers = {override.header.key: override.header.value for override in message.header_overrides
+                      if not _is_user_agent(override.header.key)}
     http_push.check_headers(target.headers, f"{field}.header_overrides")
     return target
 
@@ -224,9 +230,15 @@ def _http_request(message: Any, field: str) -> HttpRequest:
     http_push.check_url(message.url, f"{field}.url", path_allowed=False)
     # OAuth and OIDC tokens are minted by Google for Google's service accounts: taskq accepts
     # them and sends no Authorization header (docs/cloud-tasks.md); sign with X-Taskq-Signature.
-    request = HttpRequest(message.url, _method(message.http_method or 1, f"{field}.http_method"), dict(message.headers))
+    headers = {name: value for name, value in message.headers.items() if not _is_user_agent(name)}
+    headers["User-Agent"] = HTTP_USER_AGENT
+    request = HttpRequest(message.url, _method(message.http_method or 1, f"{field}.http_method"), headers)
     http_push.check_headers(request.headers, f"{field}.headers")
     return request
+
+
+def _is_user_agent(header: str) -> bool:
+    return header.lower() == "user-agent"
 
 
 def _app_engine_request(message: Any, field: str, target_urls: dict[str, str], appengine_url: str) -> HttpRequest:
