@@ -32,7 +32,8 @@ def run_to_exit(*arguments: str, timeout: float = 20) -> subprocess.CompletedPro
 def test_serve_on_port_zero_prints_the_port_reports_healthy_and_stops_cleanly_on_sigterm(tmp_path):
     server = ServerProcess(tmp_path / "data")
     health = health_pb2_grpc.HealthStub(server.channel)
-    for service in ("", "liveness", "taskq.v1.TaskService", "taskq.v1.QueueService"):
+    for service in ("", "liveness", "taskq.v1.TaskService", "taskq.v1.QueueService",
+                    "google.cloud.tasks.v2.CloudTasks", "google.cloud.tasks.v2beta2.CloudTasks"):
         response = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
         assert response.status == health_pb2.HealthCheckResponse.SERVING, service
     started = time.monotonic()

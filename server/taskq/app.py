@@ -64,7 +64,7 @@ TASK_SERVICE = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_
 QUEUE_SERVICE = queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name
 #: Health service names: "" is the whole server, "liveness" the process, the others readiness.
 LIVENESS = "liveness"
-READINESS_SERVICES = ("", TASK_SERVICE, QUEUE_SERVICE)
+READINESS_SERVICES = ("", TASK_SERVICE, QUEUE_SERVICE, CLOUD_TASKS_V2, service_v2beta2.SERVICE)
 
 
 class StartupError(Exception):
