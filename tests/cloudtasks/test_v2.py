@@ -9,38 +9,23 @@ import grpc
 import pytest
 from google.api_core import exceptions
 from google.cloud import tasks_v2
-from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
-from support.http_worker import HttpWorker
+from google.rpc import error_details_pb2
 
-from harness import ServerHarness, eventually
+from harness import eventually
 from taskq.v1 import queue_pb2, queue_service_pb2
 
 PARENT = "projects/my-project/locations/us-central1"
 
 
 @pytest.fixture
-def worker():
-    worker = HttpWorker()
-    yield worker
-    worker.close()
+def server(app_server):
+    return app_server
 
 
 @pytest.fixture
-def server(request, tmp_path, engine, worker):
-    from support.engines import engine_settings
-
-    harness = ServerHarness(str(tmp_path / "data"), http_allow_networks="127.0.0.0/8", appengine_url=worker.url,
-                            **engine_settings(request, engine))
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-def client(server):
-    channel = grpc.insecure_channel(server.address)
-    yield tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
-    channel.close()
+def client(v2_client):
+    return v2_client
 
 
 def make_queue(client, queue_id="q", **fields):
@@ -63,6 +48,12 @@ def test_a_queue_gets_cloud_tasks_defaults_and_its_name_round_trips(client):
         client.get_queue(name="projects/other/locations/us-central1/queues/q")
     with pytest.raises(exceptions.AlreadyExists):
         make_queue(client)
+
+
+def test_a_state_given_to_create_queue_is_ignored_as_output_only(client):
+    queue = make_queue(client, state=tasks_v2.Queue.State.PAUSED)
+    assert queue.state == tasks_v2.Queue.State.RUNNING
+    assert client.get_queue(name=queue.name).state == tasks_v2.Queue.State.RUNNING
 
 
 def test_limits_are_cloud_tasks_own(client):
@@ -221,6 +212,9 @@ def test_iam_is_answered_honestly(client):
     queue = make_queue(client)
     allowed = client.test_iam_permissions(resource=queue.name, permissions=["cloudtasks.tasks.create", "storage.x"])
     assert list(allowed.permissions) == ["cloudtasks.tasks.create"]
+    # "If the resource does not exist, this will return an empty set of permissions, not a NOT_FOUND error."
+    missing = client.test_iam_permissions(resource=f"{PARENT}/queues/missing", permissions=["cloudtasks.tasks.create"])
+    assert list(missing.permissions) == []
     with pytest.raises(exceptions.MethodNotImplemented):
         client.get_iam_policy(resource=queue.name)
     with pytest.raises(exceptions.MethodNotImplemented):
@@ -241,3 +235,22 @@ def test_queues_made_through_taskq_v1_are_visible_under_any_project_and_the_same
     client.delete_queue(name=made.name)
     with pytest.raises(exceptions.NotFound):
         client.get_queue(name=made.name)
+
+
+def test_error_details_name_queues_and_tasks_as_the_caller_did(client, server, worker):
+    server.create_queue("streamed", queue_pb2.QUEUE_TYPE_PUSH)  # taskq.v1 workers' queue: no HTTP target
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        client.create_task(parent=f"{PARENT}/queues/streamed", task={"http_request": {"url": worker.url + "/x"}})
+    [bad_request] = [d for d in refused.value.details if isinstance(d, error_details_pb2.BadRequest)]
+    [violation] = bad_request.field_violations
+    assert violation.description.startswith(f"{PARENT}/queues/streamed is not delivered over HTTP")
+
+    # RunTask on a task being delivered: its PreconditionFailure names the task as the caller did.
+    worker.answer("/slow", delay=30)
+    queue = make_queue(client)
+    task = client.create_task(parent=queue.name, task={"http_request": {"url": worker.url + "/slow"}})
+    eventually(lambda: worker.received("/slow"))
+    with pytest.raises(exceptions.FailedPrecondition) as leased:
+        client.run_task(name=task.name)
+    [failure] = [d for d in leased.value.details if isinstance(d, error_details_pb2.PreconditionFailure)]
+    assert [v.subject for v in failure.violations] == [task.name]

@@ -17,8 +17,6 @@ from google.api_core import exceptions
 from google.cloud import tasks_v2beta2
 from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.protobuf import duration_pb2, field_mask_pb2
-from support.engines import engine_settings
-from support.http_worker import HttpWorker
 
 from harness import ServerHarness, error_reason, eventually
 from taskq.v1 import queue_pb2, queue_service_pb2
@@ -36,32 +34,6 @@ def client_for(server: ServerHarness) -> tasks_v2beta2.CloudTasksClient:
 @pytest.fixture
 def client(server):
     return client_for(server)
-
-
-@pytest.fixture
-def worker():
-    worker = HttpWorker()
-    yield worker
-    worker.close()
-
-
-@pytest.fixture
-def other_worker():
-    """An App Engine service of its own (--appengine-targets worker=...)."""
-    worker = HttpWorker()
-    yield worker
-    worker.close()
-
-
-@pytest.fixture
-def app_server(request, tmp_path, engine, worker, other_worker):
-    """A server whose App Engine app is `worker`, with a `worker` service at `other_worker`."""
-    harness = ServerHarness(
-        str(tmp_path / "data"), appengine_url=worker.url, appengine_targets=f"worker={other_worker.url}",
-        http_allow_networks="127.0.0.0/8", **engine_settings(request, engine),
-    )
-    yield harness
-    harness.close()
 
 
 @pytest.fixture

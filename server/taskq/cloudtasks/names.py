@@ -8,6 +8,7 @@ through taskq.v1, the CLI or queue.yaml answer to any project and location.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from typing import Any
@@ -96,6 +97,26 @@ def _parent_of(request: Any) -> str | None:
     return None
 
 
+def as_caller_named(error: TaskqError, parent: str) -> TaskqError:
+    """The error with every queue and task named under `parent` (projects/P/locations/L), as a
+    Cloud Tasks caller names them, instead of as taskq.v1 does (queues/Q): in its message,
+    metadata and every detail that names one (ResourceInfo, BadRequest and PreconditionFailure
+    descriptions, precondition subjects). Changes `error` itself and returns it."""
+
+    def rename(text: str) -> str:
+        return _BARE_QUEUE.sub(f"{parent}/queues/", text)
+
+    error.message = rename(error.message)
+    error.args = (error.message,)
+    error.metadata = {key: rename(value) for key, value in error.metadata.items()}
+    if error.resource is not None:
+        error.resource = (error.resource[0], rename(error.resource[1]))
+    error.violations = [dataclasses.replace(v, description=rename(v.description)) for v in error.violations]
+    error.preconditions = [dataclasses.replace(v, subject=rename(v.subject), description=rename(v.description))
+                           for v in error.preconditions]
+    return error
+
+
 def cloud_names(method):
     """Errors of a Cloud Tasks method name queues and tasks as its caller did
     (projects/P/locations/L/queues/Q), not as taskq.v1 does (queues/Q)."""
@@ -107,14 +128,7 @@ def cloud_names(method):
         except TaskqError as error:
             parent = _parent_of(request)
             if parent is not None:
-                def rename(text: str) -> str:
-                    return _BARE_QUEUE.sub(f"{parent}/queues/", text)
-
-                error.message = rename(error.message)
-                error.args = (error.message,)
-                error.metadata = {key: rename(value) for key, value in error.metadata.items()}
-                if error.resource is not None:
-                    error.resource = (error.resource[0], rename(error.resource[1]))
+                as_caller_named(error, parent)
             raise
 
     return wrapper

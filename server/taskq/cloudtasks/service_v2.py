@@ -22,6 +22,7 @@ from taskq.api.engine_ref import EngineRef
 from taskq.api.status import guarded
 from taskq.cloudtasks import names
 from taskq.cloudtasks import v2_messages as m
+from taskq.cloudtasks.iam import IamMethods
 from taskq.core import limits, pagination
 from taskq.core.errors import (
     InvalidArgument,
@@ -39,8 +40,6 @@ from taskq.core.transitions import task_name
 SERVICE = "google.cloud.tasks.v2.CloudTasks"
 
 
-#: Cloud Tasks' permissions (TestIamPermissions answers which a caller has).
-PERMISSIONS_PREFIX = "cloudtasks."
 
 #: The tasks Cloud Tasks still has: every state but FAILED (see the module's docstring).
 LIVE_TASKS = TaskFilter(states=frozenset({TaskState.SCHEDULED, TaskState.READY, TaskState.LEASED}))
@@ -69,7 +68,7 @@ def _state_filter(text: str) -> QueueState | None:
                                 "INVALID_FILTER")
 
 
-class CloudTasksV2:
+class CloudTasksV2(IamMethods):
     def __init__(self, engine: EngineRef, appengine_url: str, target_urls: dict[str, str]) -> None:
         self._engine = engine
         self._appengine_url = appengine_url
@@ -141,8 +140,7 @@ class CloudTasksV2:
         parent = names.parent(request.parent, "parent")
         if not request.HasField("queue"):
             raise InvalidArgument.field("queue", "is required", "REQUIRED_FIELD")
-        if request.queue.state not in (0, m.STATE_RUNNING):
-            raise InvalidArgument.field("queue.state", "is output only (use PauseQueue)", "FIELD_NOT_SETTABLE")
+        # queue.state is output only in Cloud Tasks: ignored, as it documents (PauseQueue pauses).
         queue = m.new_queue(request.queue, "queue", parent, self._appengine_url)
         try:
             created = await engine.queues.create(queue)
@@ -209,28 +207,7 @@ class CloudTasksV2:
         queue, parent = await self._queue(request.name)
         return m.queue_to_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.RUNNING), parent)
 
-    # IAM and CMEK ----------------------------------------------------------------------------
-
-    @guarded
-    @names.cloud_names
-    async def GetIamPolicy(self, request, context):
-        await self._queue(request.resource, "resource")
-        raise Unimplemented("taskq has no IAM policies: without authentication every caller may call every "
-                            "method (TestIamPermissions says so); roles per queue come with taskq's auth settings")
-
-    @guarded
-    @names.cloud_names
-    async def SetIamPolicy(self, request, context):
-        await self._queue(request.resource, "resource")
-        raise Unimplemented("taskq has no IAM policies to set; roles per queue come with taskq's auth settings")
-
-    @guarded
-    @names.cloud_names
-    async def TestIamPermissions(self, request, context):
-        """Without authentication every caller holds every Cloud Tasks permission."""
-        await self._queue(request.resource, "resource")
-        held = [p for p in request.permissions if p.startswith(PERMISSIONS_PREFIX)]
-        return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
+    # CMEK (IAM: iam.IamMethods) ---------------------------------------------------------------
 
     @guarded
     @names.cloud_names

@@ -31,6 +31,7 @@ from taskq.api.status import guarded
 from taskq.cloudtasks import names
 from taskq.cloudtasks import v2beta2_messages as m
 from taskq.cloudtasks import v2beta2_tasks as t
+from taskq.cloudtasks.iam import IamMethods
 from taskq.core import limits, pagination
 from taskq.core.errors import (
     FailedPrecondition,
@@ -40,7 +41,6 @@ from taskq.core.errors import (
     QueueNotFound,
     QueuePaused,
     TaskqError,
-    Unimplemented,
     WrongQueueType,
 )
 from taskq.core.filter import TaskFilter
@@ -49,8 +49,6 @@ from taskq.core.tasks import DeleteRequest
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
 
-#: Cloud Tasks' permissions (TestIamPermissions answers which a caller has).
-PERMISSIONS_PREFIX = "cloudtasks."
 
 
 def _format_us(time_us: int) -> str:
@@ -117,7 +115,7 @@ def _matches(queue: Queue, terms: list[tuple[str, str]]) -> bool:
     return True
 
 
-class CloudTasksV2Beta2:
+class CloudTasksV2Beta2(IamMethods):
     def __init__(self, engine: EngineRef, appengine_url: str, target_urls: dict[str, str]) -> None:
         self._engine = engine
         self._app = m.AppEngine(appengine_url, dict(target_urls))
@@ -304,34 +302,6 @@ class CloudTasksV2Beta2:
         declared = await asyncio.to_thread(load, request.http_body.data)
         await engine.queues.declare_all(declared)
         return empty_pb2.Empty()
-
-    # IAM --------------------------------------------------------------------------------------
-
-    @guarded
-    @names.cloud_names
-    async def GetIamPolicy(self, request, context):
-        await self._queue(request.resource, "resource")
-        raise Unimplemented("taskq has no IAM policies: without authentication every caller may call every "
-                            "method (TestIamPermissions says so); roles per queue come with taskq's auth settings")
-
-    @guarded
-    @names.cloud_names
-    async def SetIamPolicy(self, request, context):
-        await self._queue(request.resource, "resource")
-        raise Unimplemented("taskq has no IAM policies to set; roles per queue come with taskq's auth settings")
-
-    @guarded
-    @names.cloud_names
-    async def TestIamPermissions(self, request, context):
-        """Without authentication every caller holds every Cloud Tasks permission on a queue
-        that exists; on one that does not, none ("an empty set of permissions, not a
-        NOT_FOUND error")."""
-        try:
-            await self._queue(request.resource, "resource")
-        except QueueNotFound:
-            return iam_policy_pb2.TestIamPermissionsResponse()
-        held = [p for p in request.permissions if p.startswith(PERMISSIONS_PREFIX)]
-        return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
 
     # Tasks ------------------------------------------------------------------------------------
 
