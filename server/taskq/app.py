@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from taskq.api.admin import AdminServicer
 from taskq.api.engine_ref import EngineRef
 from taskq.api.queues import QueueServicer
 from taskq.api.services import add_service, add_unary_methods
@@ -43,7 +44,7 @@ from taskq.store.database import Database
 from taskq.store.disk import DiskSpace
 from taskq.store.faults import Faults
 from taskq.store.rocksdb import RocksStore
-from taskq.v1 import queue_service_pb2, task_service_pb2
+from taskq.v1 import admin_service_pb2, queue_service_pb2, task_service_pb2
 from taskq.web import HttpPort
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,10 @@ DEFAULT_QUEUE = Queue(
 
 TASK_SERVICE = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name
 QUEUE_SERVICE = queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name
+ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 #: Health service names: "" is the whole server, "liveness" the process, the others readiness.
 LIVENESS = "liveness"
-READINESS_SERVICES = ("", TASK_SERVICE, QUEUE_SERVICE, CLOUD_TASKS_V2, service_v2beta2.SERVICE)
+READINESS_SERVICES = ("", TASK_SERVICE, QUEUE_SERVICE, ADMIN_SERVICE, CLOUD_TASKS_V2, service_v2beta2.SERVICE)
 
 
 class StartupError(Exception):
@@ -108,12 +110,13 @@ class TaskqServer:
         streams = StreamHandler(self.engine_ref, config.stream_heartbeat_seconds)
         add_service(self._server, TaskServicer(self.engine_ref, streams), task_service_pb2.DESCRIPTOR.services_by_name["TaskService"])
         add_service(self._server, QueueServicer(self.engine_ref), queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"])
+        add_service(self._server, AdminServicer(self.engine_ref), admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"])
         cloud_tasks = CloudTasksV2(self.engine_ref, config.appengine_url or "", config.appengine_target_urls())
         add_unary_methods(self._server, CLOUD_TASKS_V2, cloud_tasks, CloudTasksV2.methods)
         service_v2beta2.register(self._server, self.engine_ref, config.appengine_url or "", config.appengine_target_urls())
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
-            (TASK_SERVICE, QUEUE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+            (TASK_SERVICE, QUEUE_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self.port: int | None = None
         self._stopped = asyncio.Event()

@@ -1,12 +1,13 @@
 """The `taskq` command: `taskq serve` runs the server; `taskq queue ...` and `taskq task ...`
-talk to one; `taskq health` probes one; `taskq migrate` prepares a PostgreSQL database."""
+talk to one; `taskq health` probes one; `taskq migrate` prepares a PostgreSQL database; `taskq backup` and
+`taskq restore` copy a RocksDB database and bring it back."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from taskq.cli import health_command, migrate_command, queue_commands, serve, task_commands
+from taskq.cli import backup_commands, health_command, migrate_command, queue_commands, serve, task_commands
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     task_commands.add_parser(subparsers)
     health_command.add_parser(subparsers)
     migrate_command.add_parser(subparsers)
+    backup_commands.add_parsers(subparsers)
     return parser
 
 

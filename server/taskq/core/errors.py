@@ -233,6 +233,23 @@ class TaskLeased(FailedPrecondition):
         )
 
 
+class BackupNotSupported(FailedPrecondition):
+    """The storage engine has no online copy of its own (PostgreSQL: pg_dump, PITR)."""
+
+    reason = "BACKUP_NOT_SUPPORTED"
+
+
+class BackupDestinationExists(AlreadyExists):
+    reason = "BACKUP_DESTINATION_EXISTS"
+
+
+class BackupFailed(FailedPrecondition):
+    """The copy could not be written (the destination's filesystem refused it); nothing of
+    the database changed."""
+
+    reason = "BACKUP_FAILED"
+
+
 class Unavailable(TaskqError):
     code = Code.UNAVAILABLE
     reason = "UNAVAILABLE"

@@ -303,6 +303,13 @@ class Store(Reader, Protocol):
         call from another thread."""
         ...
 
+    def checkpoint(self, destination: str) -> None:
+        """Writes a consistent copy of everything applied so far into the new directory
+        `destination`, while transactions go on. Safe to call from another thread. Raises
+        BackupNotSupported (core.errors) where the engine has no such copy, BackupFailed
+        when the destination cannot be written."""
+        ...
+
     def close(self) -> None:
         """Releases the engine. Nothing may be called afterwards."""
         ...

@@ -143,6 +143,10 @@ class CommitLoop:
         if store is not None and self._failed is None:
             await asyncio.to_thread(store.maintain)
 
+    async def backup(self, destination: str) -> None:
+        # Off the event loop and off the writer: RocksDB's checkpoint runs beside writes.
+        await asyncio.to_thread(self._usable().checkpoint, destination)
+
     # Reads and writes ---------------------------------------------------------------------
 
     async def read(self, fn: Callable[[Reader], T]) -> T:

@@ -135,6 +135,12 @@ class Database(Protocol):
         """Housekeeping that may take a while (compactions), off the event loop."""
         ...
 
+    async def backup(self, destination: str) -> None:
+        """Writes a consistent copy of everything committed so far into the new directory
+        `destination`, while writes go on. Raises BackupNotSupported where the engine has no
+        such copy, BackupFailed when the destination cannot be written."""
+        ...
+
     async def reopen(self) -> None:
         """After a storage failure: closes and opens the store again (recovering from its
         log). Raises StoreError if it cannot yet."""

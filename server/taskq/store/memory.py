@@ -15,6 +15,7 @@ import dataclasses
 import os
 from collections.abc import Iterator
 
+from taskq.core.errors import BackupNotSupported
 from taskq.core.model import (
     Counters,
     Expiry,
@@ -237,6 +238,9 @@ class MemoryStore:
 
     def maintain(self) -> None:
         pass
+
+    def checkpoint(self, destination: str) -> None:
+        raise BackupNotSupported("the in-memory store keeps nothing on disk to back up")
 
     def close(self) -> None:
         pass

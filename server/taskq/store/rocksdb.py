@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import rocksdict
 
+from taskq.core.errors import BackupDestinationExists, BackupFailed
 from taskq.core.model import (
     Counters,
     Expiry,
@@ -377,6 +378,19 @@ class RocksStore:
             for start, end in ranges:
                 if start < end and not self._closed:
                     self._db.compact_range(start, end)
+
+    def checkpoint(self, destination: str) -> None:
+        """RocksDB's checkpoint: the live SST files hard-linked (copied across filesystems),
+        the MANIFEST and WAL copied up to one sequence number, then fsynced. The lock keeps
+        close() (a reopen after a failure) from pulling the database away meanwhile."""
+        with self._maintain_lock:
+            self._check_open()
+            try:
+                rocksdict.Checkpoint(self._db).create_checkpoint(destination)
+            except Exception as error:  # rocksdict raises bare Exceptions
+                if os.path.lexists(destination):
+                    raise BackupDestinationExists(f"{destination} already exists") from None
+                raise BackupFailed(f"the backup to {destination} failed: {error}") from None
 
     def close(self) -> None:
         """Closes the database. A failing final fsync (after a disk failure) is reported and

@@ -32,7 +32,7 @@ from typing import TypeVar
 
 import psycopg
 
-from taskq.core.errors import StorageUnavailable, TaskqError
+from taskq.core.errors import BackupNotSupported, StorageUnavailable, TaskqError
 from taskq.store.base import Reader, StoreError
 from taskq.store.database import Change, Durability, Listener, Mutation
 from taskq.store.disk import DiskSpace
@@ -121,6 +121,12 @@ class PgDatabase:
 
     async def maintain(self) -> None:
         """Nothing to do: PostgreSQL's autovacuum keeps the tables."""
+
+    async def backup(self, destination: str) -> None:
+        raise BackupNotSupported(
+            "taskq backup copies a RocksDB data directory; back up PostgreSQL with pg_dump or "
+            "point-in-time recovery (docs/operations.md)"
+        )
 
     # Reads and writes ---------------------------------------------------------------------
 

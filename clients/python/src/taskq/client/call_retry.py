@@ -65,7 +65,7 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 
 from taskq.client.errors import Cancelled, TaskqError, Unavailable
-from taskq.v1 import queue_service_pb2, task_service_pb2
+from taskq.v1 import admin_service_pb2, queue_service_pb2, task_service_pb2
 
 #: Each wait's ceiling is this many times the previous one (until `max_backoff`).
 BACKOFF_MULTIPLIER = 2.0
@@ -109,7 +109,9 @@ def may_resend(request: Message) -> bool:
         return bool(request.request_id)
     if isinstance(request, task_service_pb2.BatchCreateTasksRequest):
         return all(item.request_id for item in request.requests)
-    return not isinstance(request, queue_service_pb2.PurgeQueueRequest)
+    # A purge or a backup that reached the server must not run twice (a second backup would
+    # find its destination written and fail with ALREADY_EXISTS).
+    return not isinstance(request, (queue_service_pb2.PurgeQueueRequest, admin_service_pb2.BackupRequest))
 
 
 def is_retried(error: TaskqError, *, cancelled_by_caller: bool = False) -> bool:

@@ -33,6 +33,8 @@ from taskq.client.names import queue_name, task_name
 from taskq.client.requests import BatchItem, HttpRequestLike, QueueSettings, RetrySettings, View
 from taskq.client.times import Seconds, When, seconds, to_duration
 from taskq.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
     queue_pb2,
     queue_service_pb2,
     queue_service_pb2_grpc,
@@ -86,6 +88,7 @@ class Client:
         self._channel = channel if channel is not None else create_channel(address, credentials=credentials)
         self._tasks = task_service_pb2_grpc.TaskServiceStub(self._channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
         self._batcher: ThreadBatcher[task_service_pb2.CreateTaskRequest, task_pb2.Task] | None = None
         if batching is not None and batching.enabled:
             self._batcher = ThreadBatcher(self._send_creates, batching, size=request_size, name="taskq-create")
@@ -207,6 +210,14 @@ class Client:
         """The queue's counts and rates."""
         request = queue_service_pb2.GetQueueStatsRequest(name=queue_name(queue))
         return self._call(self._queues.GetQueueStats, request).stats
+
+    # Administration ------------------------------------------------------------------------
+
+    def backup(self, destination: str) -> admin_service_pb2.BackupResponse:
+        """Has the server write a consistent copy of its database into `destination`, a new
+        directory given as an absolute path on the server's machine, while it keeps serving
+        (AdminService.Backup; RocksDB only). Not retried: a copy may already be written."""
+        return self._call(self._admin.Backup, admin_service_pb2.BackupRequest(destination=destination))
 
     # Tasks ---------------------------------------------------------------------------------
 
