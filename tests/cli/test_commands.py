@@ -346,6 +346,24 @@ def test_a_missing_queue_is_one_line_on_stderr_and_status_1(taskq):
     assert result.err == "taskq: NOT_FOUND QUEUE_NOT_FOUND: queue queues/nope does not exist\n"
 
 
+def test_a_refused_call_under_json_is_a_json_document_on_stderr_with_the_same_status(taskq):
+    result = taskq("task", "add", "nope", "--payload", "x", "--json")
+    assert (result.status, result.out) == (1, "")
+    error = json.loads(result.err)
+    assert (error["code"], error["reason"]) == ("NOT_FOUND", "QUEUE_NOT_FOUND")
+    assert error["message"] == "queue queues/nope does not exist"
+    [info] = [detail for detail in error["details"] if detail["@type"].endswith("google.rpc.ErrorInfo")]
+    assert (info["reason"], info["domain"], info["metadata"]) == ("QUEUE_NOT_FOUND", "taskq.dev", {"queue": "queues/nope"})
+
+
+def test_an_unreachable_server_under_json_has_a_code_but_no_reason(capsys):
+    status = main(["queue", "list", "--server", "127.0.0.1:1", "--timeout", "5s", "--json"])
+    error = json.loads(capsys.readouterr().err)
+    assert status == 1
+    assert (error["code"], error["reason"], error["details"]) == ("UNAVAILABLE", "", [])
+    assert error["message"].startswith("cannot reach the taskq server at 127.0.0.1:1")
+
+
 @pytest.mark.parametrize("arguments", [
     ("queue", "create", "q", "--rate", "5/x"),
     ("queue", "create", "q", "--rate", "0/s"),

@@ -1,5 +1,5 @@
 """What every client command shares: the `--server`, `--json` and `--timeout` options,
-opening a Client, and turning a failure into one line on stderr and an exit status.
+opening a Client, and turning a failure into an exit status (reported by `taskq.cli.errors`).
 
 Exit status: 0 done; 1 the server refused the call or could not be reached; 2 a usage error
 (argparse's own, or a value only checked after parsing, such as an unreadable payload file).
@@ -12,9 +12,8 @@ import os
 import sys
 from collections.abc import Callable
 
-import grpc
-
-from taskq.cli import values
+from taskq.cli import errors, values
+from taskq.cli.errors import UsageError
 from taskq.client import DEFAULT_ADDRESS, CallRetry, Client, TaskqError
 
 #: Environment variable naming the server when --server is not given.
@@ -25,10 +24,6 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 #: A person at a terminal wants to hear soon that the server is down, not after the client
 #: library's 15 s; 3 s still rides out a quick restart.
 CLI_CALL_RETRY = CallRetry(budget=3.0)
-
-
-class UsageError(Exception):
-    """An argument that parsed but cannot be used; reported like argparse's errors (exit 2)."""
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -47,18 +42,6 @@ def server_address(arguments: argparse.Namespace) -> str:
     return arguments.server or os.environ.get(SERVER_ENV) or DEFAULT_ADDRESS
 
 
-def describe(error: TaskqError, address: str, timeout: float) -> str:
-    """The one line printed for a failed call."""
-    # Without an ErrorInfo reason, the error came from the transport or the client's own
-    # deadline rather than from taskq: say what that means for the user.
-    if not error.reason and error.code is grpc.StatusCode.UNAVAILABLE:
-        return f"UNAVAILABLE: cannot reach the taskq server at {address}: {error.message}"
-    if not error.reason and error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return (f"DEADLINE_EXCEEDED: no answer from the taskq server at {address} within {timeout:g}s "
-                f"(is it reachable? --timeout waits longer)")
-    return str(error)
-
-
 Handler = Callable[[Client, argparse.Namespace], None]
 
 
@@ -71,15 +54,14 @@ def command(handler: Handler) -> Callable[[argparse.Namespace], int]:
             with Client(address, timeout=arguments.timeout, call_retry=CLI_CALL_RETRY) as client:
                 handler(client, arguments)
         except UsageError as error:
-            print(f"taskq: {error}", file=sys.stderr)
-            return 2
+            return errors.report_usage(str(error), json_errors=arguments.json)
         except TaskqError as error:
-            print(f"taskq: {describe(error, address, arguments.timeout)}", file=sys.stderr)
-            return 1
+            message = errors.describe(error, address, arguments.timeout)
+            return errors.report_call(error, message, json_errors=arguments.json)
         except KeyboardInterrupt:
             # Ctrl-C during a long `task lease --wait` is a normal way to stop, not a crash.
             print("taskq: interrupted", file=sys.stderr)
-            return 130
+            return errors.EXIT_INTERRUPTED
         return 0
 
     return run
