@@ -342,15 +342,18 @@ def test_app_engine_tasks_are_delivered_to_the_app_and_its_services(app_server, 
 def test_http_target_queues_deliver_http_requests(app_server, worker):
     client = client_for(app_server)
     queue = client.create_queue(parent=PARENT, queue=tasks_v2beta2.Queue(
-        name=queue_name("hooks"), http_target=tasks_v2beta2.HttpTarget(
-            header_overrides=[{"header": {"key": "X-Env", "value": "test"}}]),
+        name=queue_name("hooks"), http_target=tasks_v2beta2.HttpTarget(header_overrides=[
+            {"header": {"key": "X-Env", "value": "test"}}, {"header": {"key": "User-Agent", "value": "queue"}}]),
     ))
     assert "http_target" in queue and queue.http_target.header_overrides[0].header.key == "X-Env"
     client.create_task(parent=queue_name("hooks"), task=tasks_v2beta2.Task(http_request=tasks_v2beta2.HttpRequest(
-        url=f"{worker.url}/hook", http_method=tasks_v2beta2.HttpMethod.POST, body=b"ping")))
+        url=f"{worker.url}/hook", http_method=tasks_v2beta2.HttpMethod.POST, body=b"ping",
+        headers={"User-Agent": "mine"})))
     eventually(lambda: worker.received("/hook"))
     got = worker.received("/hook")[0]
     assert (got.body, got.header("X-Env")) == (b"ping", "test")
+    # HttpRequest.headers: "User-Agent: This will be set to "Google-Cloud-Tasks"", whoever sets another.
+    assert got.header("User-Agent") == "Google-Cloud-Tasks"
     with pytest.raises(exceptions.InvalidArgument):  # App Engine requests need an App Engine queue
         client.create_task(parent=queue_name("hooks"), task=tasks_v2beta2.Task(
             app_engine_http_request=tasks_v2beta2.AppEngineHttpRequest(relative_url="/x")))

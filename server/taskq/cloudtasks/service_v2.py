@@ -22,6 +22,7 @@ from taskq.api.engine_ref import EngineRef
 from taskq.api.status import guarded
 from taskq.cloudtasks import names
 from taskq.cloudtasks import v2_messages as m
+from taskq.cloudtasks.appengine_routing import AppEngine
 from taskq.cloudtasks.iam import IamMethods
 from taskq.core import limits, pagination
 from taskq.core.errors import (
@@ -71,8 +72,7 @@ def _state_filter(text: str) -> QueueState | None:
 class CloudTasksV2(IamMethods):
     def __init__(self, engine: EngineRef, appengine_url: str, target_urls: dict[str, str]) -> None:
         self._engine = engine
-        self._appengine_url = appengine_url
-        self._target_urls = target_urls
+        self._app = AppEngine(appengine_url, dict(target_urls))
 
     methods = [
         ("ListQueues", _pb(tasks_v2.ListQueuesRequest), _pb(tasks_v2.ListQueuesResponse)),
@@ -141,7 +141,7 @@ class CloudTasksV2(IamMethods):
         if not request.HasField("queue"):
             raise InvalidArgument.field("queue", "is required", "REQUIRED_FIELD")
         # queue.state is output only in Cloud Tasks: ignored, as it documents (PauseQueue pauses).
-        queue = m.new_queue(request.queue, "queue", parent, self._appengine_url)
+        queue = m.new_queue(request.queue, "queue", parent, self._app.url)
         try:
             created = await engine.queues.create(queue)
         except QueueAlreadyExists:
@@ -166,7 +166,7 @@ class CloudTasksV2(IamMethods):
             if path not in allowed:
                 raise InvalidArgument.field(f"update_mask.paths[{index}]", f"{path[:100]!r} cannot be updated; "
                                             f"allowed: {', '.join(sorted(allowed))}", "INVALID_UPDATE_MASK")
-        new = m.new_queue(request.queue, "queue", parent, self._appengine_url)
+        new = m.new_queue(request.queue, "queue", parent, self._app.url)
         try:
             current = await engine.queues.get(queue_id)
         except QueueNotFound:
@@ -232,7 +232,7 @@ class CloudTasksV2(IamMethods):
         after = pagination.decode(request.page_token, arguments, engine.page_token_key, limits.TASK_ID_PATTERN)
         tasks, resume_after = await engine.tasks.page(queue.queue_id, LIVE_TASKS, after, size,
                                                       payloads=view == m.VIEW_FULL)
-        response = _pb(tasks_v2.ListTasksResponse)(tasks=[m.task_to_pb(t, queue, parent, view) for t in tasks])
+        response = _pb(tasks_v2.ListTasksResponse)(tasks=[m.task_to_pb(t, queue, parent, view, self._app) for t in tasks])
         if resume_after:
             response.next_page_token = pagination.encode(resume_after, arguments, engine.page_token_key)
         return response
@@ -244,7 +244,7 @@ class CloudTasksV2(IamMethods):
         parent, queue_id, task_id = names.task(request.name, "name")
         queue = names.check_visible(await engine.queues.get(queue_id), parent)
         view = _view(request.response_view, "response_view")
-        return m.task_to_pb(await self._live_task(queue_id, task_id), queue, parent, view)
+        return m.task_to_pb(await self._live_task(queue_id, task_id), queue, parent, view, self._app)
 
     async def _create(self, queue: Queue, parent: str, items: list[NewTask]) -> list[Any]:
         engine = self._engine.get()
@@ -265,9 +265,9 @@ class CloudTasksV2(IamMethods):
         view = _view(request.response_view, "response_view")
         if not request.HasField("task"):
             raise InvalidArgument.field("task", "is required", "REQUIRED_FIELD")
-        item = m.new_task(request.task, "task", queue, parent, self._target_urls, self._appengine_url)
+        item = m.new_task(request.task, "task", queue, parent, self._app, self._engine.get().limits.max_task_bytes)
         [task] = await self._create(queue, parent, [item])
-        return m.task_to_pb(task, queue, parent, view)
+        return m.task_to_pb(task, queue, parent, view, self._app)
 
     @guarded
     @names.cloud_names
@@ -283,12 +283,12 @@ class CloudTasksV2(IamMethods):
                                             "PARENT_MISMATCH")
             if not item.HasField("task"):
                 raise InvalidArgument.field(f"requests[{index}].task", "is required", "REQUIRED_FIELD")
-            items.append(m.new_task(item.task, f"requests[{index}].task", queue, parent, self._target_urls,
-                                    self._appengine_url))
+            items.append(m.new_task(item.task, f"requests[{index}].task", queue, parent, self._app,
+                                    self._engine.get().limits.max_task_bytes))
         tasks = await self._create(queue, parent, items)
         views = [_view(item.response_view, f"requests[{i}].response_view") for i, item in enumerate(request.requests)]
         return _pb(tasks_v2.BatchCreateTasksResponse)(
-            tasks=[m.task_to_pb(task, queue, parent, view) for task, view in zip(tasks, views)]
+            tasks=[m.task_to_pb(task, queue, parent, view, self._app) for task, view in zip(tasks, views)]
         )
 
     @guarded
@@ -333,7 +333,7 @@ class CloudTasksV2(IamMethods):
         view = _view(request.response_view, "response_view")
         # A task that fails between this read and the run runs again (taskq.v1 could run it too).
         await self._live_task(queue_id, task_id)
-        return m.task_to_pb(await engine.tasks.run(queue_id, task_id), queue, parent, view)
+        return m.task_to_pb(await engine.tasks.run(queue_id, task_id), queue, parent, view, self._app)
 
 
 def _taskq_paths(paths: list[str], has_target: bool) -> list[str]:

@@ -31,6 +31,7 @@ from taskq.api.status import guarded
 from taskq.cloudtasks import names
 from taskq.cloudtasks import v2beta2_messages as m
 from taskq.cloudtasks import v2beta2_tasks as t
+from taskq.cloudtasks.appengine_routing import AppEngine
 from taskq.cloudtasks.iam import IamMethods
 from taskq.core import limits, pagination
 from taskq.core.errors import (
@@ -118,7 +119,7 @@ def _matches(queue: Queue, terms: list[tuple[str, str]]) -> bool:
 class CloudTasksV2Beta2(IamMethods):
     def __init__(self, engine: EngineRef, appengine_url: str, target_urls: dict[str, str]) -> None:
         self._engine = engine
-        self._app = m.AppEngine(appengine_url, dict(target_urls))
+        self._app = AppEngine(appengine_url, dict(target_urls))
 
     methods = [
         ("ListQueues", _pb(tasks_v2beta2.ListQueuesRequest), _pb(tasks_v2beta2.ListQueuesResponse)),

@@ -3,15 +3,14 @@ limits (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2)
 
 What maps how:
 - A queue made through Cloud Tasks is a push queue delivered over HTTP; its tasks carry their
-  own URL (HttpRequest.url), or a path on the App Engine app (AppEngineHttpRequest, sent to
-  --appengine-url, or to the URL --appengine-targets gives its routing service).
+  own URL (HttpRequest.url), or a path on the App Engine app (AppEngineHttpRequest, routed as
+  v2beta2's are: appengine_routing.py). What both versions' push tasks share (User-Agent,
+  bodies, sizes, reading them back) is push_tasks.py.
 - Queue defaults are Cloud Tasks': 500 dispatches/s (at most 500), 1000 concurrent (at most
   5000), 100 attempts (-1 unlimited), backoff 0.1 s to 1 h doubling 16 times; max_burst_size
   is output only. taskq's "unlimited" rate and attempts read as 0 and -1.
 - A task's dispatch_count is taskq's attempt count; first_attempt carries its dispatch time,
   last_attempt the last attempt with its response status.
-- HttpRequest tasks are sent with `User-Agent: Google-Cloud-Tasks`, whatever the task or its
-  queue's header_overrides say, as Cloud Tasks documents; the task shows it among its headers.
 """
 
 from __future__ import annotations
@@ -23,11 +22,12 @@ from google.cloud import tasks_v2
 from google.rpc import status_pb2
 
 from taskq.api import convert, validate
-from taskq.cloudtasks import names
-from taskq.core import http_push, limits
-from taskq.core.errors import FailedPrecondition, InvalidArgument
+from taskq.cloudtasks import names, push_tasks
+from taskq.cloudtasks.appengine_routing import AppEngine
+from taskq.core import limits
+from taskq.core.errors import InvalidArgument
 from taskq.core.limits import DAY, MINUTE, SECOND
-from taskq.core.model import HttpMethod, HttpRequest, HttpTarget, Queue, QueueState, QueueType, RetryPolicy, Task
+from taskq.core.model import HttpMethod, HttpTarget, Queue, QueueState, QueueType, RetryPolicy, Task
 from taskq.core.tasks import NewTask
 
 QueuePb: Any = tasks_v2.Queue.pb()
@@ -48,11 +48,6 @@ MAX_HTTP_DEADLINE_US = 30 * MINUTE
 MAX_APP_ENGINE_DEADLINE_US = DAY
 MIN_DEADLINE_US = 15 * SECOND
 MAX_SCHEDULE_AHEAD_US = 30 * DAY
-MAX_URL_CHARS = 2083
-#: Methods whose requests may carry a body (Cloud Tasks: "POST, PUT, or PATCH").
-BODY_METHODS = (HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH)
-#: The User-Agent Cloud Tasks sets on HttpRequest tasks' requests (handlers may check it).
-HTTP_USER_AGENT = "Google-Cloud-Tasks"
 
 STATE_RUNNING = QueuePb.State.Value("RUNNING")
 STATE_PAUSED = QueuePb.State.Value("PAUSED")
@@ -147,12 +142,8 @@ def http_target(message: Any, field: str, base_uri: str) -> HttpTarget:
     if message.HasField("uri_override"):
         raise InvalidArgument.field(f"{field}.uri_override", "is not supported by taskq: give each task its URL",
                                     "UNSUPPORTED_FIELD")
-    if message.http_method:
-        target.method = _method(message.http_method, f"{field}.http_method")
-    # Queue headers replace a task's: a User-Agent among them would replace Google-Cloud-Tasks.
-    target.headers = {override.header.key: override.header.value for override in message.header_overrides
-                      if not _is_user_agent(override.header.key)}
-    http_push.check_headers(target.headers, f"{field}.header_overrides")
+    target.method = push_tasks.method(message.http_method, f"{field}.http_method") or HttpMethod.POST
+    target.headers = push_tasks.queue_headers(message.header_overrides, f"{field}.header_overrides")
     return target
 
 
@@ -175,18 +166,9 @@ def new_queue(message: Any, field: str, parent: str, appengine_url: str) -> Queu
 # Tasks ----------------------------------------------------------------------------------------
 
 
-def _method(value: int, field: str) -> HttpMethod:
-    try:
-        return HttpMethod(value)
-    except ValueError:
-        raise InvalidArgument.field(field, f"{value} is not an HttpMethod", "INVALID_ENUM_VALUE") from None
-
-
-def new_task(
-    message: Any, field: str, queue: Queue, parent: str, target_urls: dict[str, str], appengine_url: str
-) -> NewTask:
+def new_task(message: Any, field: str, queue: Queue, parent: str, app: AppEngine, max_task_bytes: int) -> NewTask:
     """A NewTask from a v2 Task: its name, schedule time, dispatch deadline, retry config and
-    target (HttpRequest, or AppEngineHttpRequest resolved to the app's URL)."""
+    target (HttpRequest, or AppEngineHttpRequest routed to the app or one of its services)."""
     task_id = None
     if message.name:
         task_parent, queue_id, task_id = names.task(message.name, f"{field}.name")
@@ -197,19 +179,15 @@ def new_task(
         schedule_us = validate.timestamp_us(message.schedule_time, f"{field}.schedule_time")
     kind = message.WhichOneof("message_type")
     if kind == "http_request":
-        request, body, deadline_max = _http_request(message.http_request, f"{field}.http_request"), \
-            message.http_request.body, MAX_HTTP_DEADLINE_US
+        request, body = push_tasks.http_task(message.http_request, f"{field}.http_request", queue, max_task_bytes)
+        deadline_max = MAX_HTTP_DEADLINE_US
     elif kind == "app_engine_http_request":
-        request = _app_engine_request(message.app_engine_http_request, f"{field}.app_engine_http_request", target_urls,
-                                      appengine_url)
-        body, deadline_max = message.app_engine_http_request.body, MAX_APP_ENGINE_DEADLINE_US
+        request, body = push_tasks.app_engine_task(message.app_engine_http_request, f"{field}.app_engine_http_request",
+                                                   "relative_uri", "body", queue, app, max_task_bytes)
+        deadline_max = MAX_APP_ENGINE_DEADLINE_US
     else:
         raise InvalidArgument.field(f"{field}.http_request", "a task needs an http_request or an "
                                     "app_engine_http_request", "REQUIRED_FIELD")
-    assert request.method is not None
-    if body and request.method not in BODY_METHODS:
-        raise InvalidArgument.field(f"{field}.{kind}.body", f"a {request.method.name} request has no body (only "
-                                    "POST, PUT and PATCH do)", "PAYLOAD_NOT_ALLOWED")
     deadline_us = 0
     if message.HasField("dispatch_deadline"):
         deadline_us = validate.duration_us(message.dispatch_deadline, f"{field}.dispatch_deadline",
@@ -222,65 +200,10 @@ def new_task(
                    dispatch_deadline_us=deadline_us, http=request)
 
 
-def _http_request(message: Any, field: str) -> HttpRequest:
-    if not message.url:
-        raise InvalidArgument.field(f"{field}.url", "is required", "REQUIRED_FIELD")
-    if len(message.url) > MAX_URL_CHARS:
-        raise InvalidArgument.field(f"{field}.url", f"is longer than {MAX_URL_CHARS} characters", "URL_TOO_LONG")
-    http_push.check_url(message.url, f"{field}.url", path_allowed=False)
-    # OAuth and OIDC tokens are minted by Google for Google's service accounts: taskq accepts
-    # them and sends no Authorization header (docs/cloud-tasks.md); sign with X-Taskq-Signature.
-    headers = {name: value for name, value in message.headers.items() if not _is_user_agent(name)}
-    headers["User-Agent"] = HTTP_USER_AGENT
-    request = HttpRequest(message.url, _method(message.http_method or 1, f"{field}.http_method"), headers)
-    http_push.check_headers(request.headers, f"{field}.headers")
-    return request
-
-
-def _is_user_agent(header: str) -> bool:
-    return header.lower() == "user-agent"
-
-
-def _app_engine_request(message: Any, field: str, target_urls: dict[str, str], appengine_url: str) -> HttpRequest:
-    path = message.relative_uri or "/"
-    if not path.startswith("/"):
-        raise InvalidArgument.field(f"{field}.relative_uri", "must start with /", "INVALID_URL")
-    service = message.app_engine_routing.service if message.HasField("app_engine_routing") else ""
-    if service and service != "default":
-        if service not in target_urls:
-            raise FailedPrecondition(
-                f"App Engine service {service!r} has no URL: add {service}=URL to the server's --appengine-targets",
-                reason="APP_ENGINE_SERVICE_UNKNOWN",
-            )
-        url = target_urls[service].rstrip("/") + path
-    else:
-        if not appengine_url:
-            raise FailedPrecondition(
-                "App Engine tasks need the app's URL: start the server with --appengine-url",
-                reason="APP_ENGINE_URL_UNSET",
-            )
-        url = path  # under the queue's target, the app's URL
-    request = HttpRequest(url, _method(message.http_method or 1, f"{field}.http_method"), dict(message.headers))
-    http_push.check_request(request, field)
-    return request
-
-
-def task_to_pb(task: Task, queue: Queue, parent: str, view: int) -> Any:
+def task_to_pb(task: Task, queue: Queue, parent: str, view: int, app: AppEngine) -> Any:
     message = TaskPb(name=names.task_name(queue, parent, task.task_id), view=view)
-    request = task.http or HttpRequest()
-    method = request.method or (queue.http_target.method if queue.http_target else HttpMethod.POST)
-    body = task.payload if view == VIEW_FULL else b""
-    if request.url.startswith(("http://", "https://")):
-        message.http_request.url = request.url
-        message.http_request.http_method = method.value
-        message.http_request.headers.update(request.headers)
-        message.http_request.body = body
-    elif queue.http_target is not None:
-        engine_request = message.app_engine_http_request
-        engine_request.relative_uri = request.url or "/"
-        engine_request.http_method = method.value
-        engine_request.headers.update(request.headers)
-        engine_request.body = body
+    # Every v2 queue may hold both kinds of tasks.
+    push_tasks.request_to_pb(message, task, queue, app, view == VIEW_FULL, True, "relative_uri", "body")
     message.schedule_time.CopyFrom(convert.timestamp(task.schedule_time_us))
     message.create_time.CopyFrom(convert.timestamp(task.create_time_us))
     message.dispatch_deadline.CopyFrom(convert.duration(task.dispatch_deadline_us or queue.dispatch_deadline_us))

@@ -14,24 +14,20 @@ What maps how:
 - A pull task's lease is named by its schedule_time: a leased task shows its lease's expiry
   there, and AcknowledgeTask/RenewLease/CancelLease must give it back (the service compares
   it with the task's lease and uses taskq's lease token).
-- App Engine routing (service, version, instance) names a --appengine-targets entry
-  (`instance.version.service`, `version.service`, `service` or `version`); one that names none
-  goes to the default app, as Cloud Tasks sends tasks with invalid routing to the default
-  version of the default service.
+- App Engine routing: appengine_routing.py, shared with v2.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
-from urllib.parse import urlsplit
 
 from google.cloud import tasks_v2beta2
 
 from taskq.api import convert, validate
-from taskq.cloudtasks import names
-from taskq.core import http_push, limits
+from taskq.cloudtasks import names, push_tasks
+from taskq.cloudtasks.appengine_routing import AppEngine, routing_to_pb
+from taskq.core import limits
 from taskq.core.errors import FailedPrecondition, InvalidArgument
 from taskq.core.limits import DAY, SECOND
 from taskq.core.model import (
@@ -58,9 +54,6 @@ DEFAULT_MAX_ATTEMPTS = 100
 #: Pull queues have no concurrency cap: their max_concurrent_tasks is always -1.
 PULL_CONCURRENT = -1
 MAX_SCHEDULE_AHEAD_US = 30 * DAY
-MAX_URL_CHARS = 2083
-#: "For App Engine queues, the maximum task size is 100KB" (pull queues: 1 MB, the server's).
-MAX_APP_ENGINE_TASK_BYTES = 100 * 1024
 #: Tags, filters' tags: "must be less than 500 characters".
 MAX_TAG_CHARS = 499
 MAX_LEASE_TASKS = 1000
@@ -69,10 +62,6 @@ MAX_LEASE_DURATION_US = 7 * DAY
 MAX_QUEUE_PAGE = 9800
 #: ListTasks: "The maximum page size is 1000. If unspecified, the page size will be the maximum."
 MAX_TASK_PAGE = 1000
-#: AppEngineHttpRequest.payload: "allowed only if the HTTP method is POST or PUT".
-APP_ENGINE_BODY_METHODS: tuple[HttpMethod, ...] = (HttpMethod.POST, HttpMethod.PUT)
-#: HttpRequest.body: "allowed only if the HTTP method is POST, PUT, or PATCH".
-HTTP_BODY_METHODS: tuple[HttpMethod, ...] = (HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH)
 
 STATE_RUNNING = QueuePb.State.Value("RUNNING")
 STATE_PAUSED = QueuePb.State.Value("PAUSED")
@@ -83,61 +72,6 @@ APP_ENGINE_TARGET = "app_engine_http_target"
 PULL_TARGET = "pull_target"
 HTTP_TARGET = "http_target"
 TARGET_KINDS = (APP_ENGINE_TARGET, PULL_TARGET, HTTP_TARGET)
-
-
-@dataclasses.dataclass(frozen=True)
-class AppEngine:
-    """Where App Engine tasks go: the app's URL (--appengine-url, "" when unset) and its
-    services' (--appengine-targets: target name -> base URL)."""
-
-    url: str
-    targets: dict[str, str]
-
-    def base(self, service: str, version: str = "", instance: str = "") -> str:
-        """The base URL of a routing: the --appengine-targets entry it names, else the app's."""
-        for name in _target_names(service, version, instance):
-            if name in self.targets:
-                return self.targets[name]
-        return self.url
-
-    def target_of_base(self, uri: str) -> str:
-        """The target whose base URL a queue's uri is ("" for the app's own or none)."""
-        if uri == self.url:
-            return ""
-        return next((name for name, base in self.targets.items() if base == uri), "")
-
-    def target_of_url(self, url: str) -> tuple[str, str]:
-        """(target, path) of an absolute URL under a target's base URL; ("", "") if none."""
-        found = ("", "")
-        longest = -1
-        for name, base in self.targets.items():
-            prefix = base.rstrip("/")
-            if url.startswith(prefix + "/") and len(prefix) > longest:
-                found, longest = (name, url[len(prefix):]), len(prefix)
-        return found
-
-
-def _target_names(service: str, version: str, instance: str) -> list[str]:
-    if service == "default":
-        service = ""
-    candidates = [".".join(part for part in (instance, version, service) if part)]
-    if version and service:
-        candidates.append(f"{version}.{service}")
-    candidates += [service, version]
-    return [name for name in candidates if name]
-
-
-def routing_to_pb(routing: Any, target: str, base_url: str) -> None:
-    """AppEngineRouting of a target name (`[instance.][version.]service`) and its host."""
-    parts = target.split(".") if target else []
-    if len(parts) == 1:
-        routing.service = parts[0]
-    elif len(parts) == 2:
-        routing.version, routing.service = parts
-    elif len(parts) >= 3:
-        routing.instance, routing.version, routing.service = parts[0], parts[1], ".".join(parts[2:])
-    if base_url:
-        routing.host = urlsplit(base_url).netloc
 
 
 # Queues ---------------------------------------------------------------------------------------
@@ -282,15 +216,6 @@ def retry_config(message: Any, field: str, pull: bool) -> RetryPolicy:
     return policy
 
 
-def method(value: int, field: str) -> HttpMethod:
-    if not value:
-        return HttpMethod.POST
-    try:
-        return HttpMethod(value)
-    except ValueError:
-        raise InvalidArgument.field(field, f"{value} is not an HttpMethod", "INVALID_ENUM_VALUE") from None
-
-
 def queue_target(message: Any, field: str, kind: str | None, app: AppEngine) -> HttpTarget | None:
     """A push queue's HTTP target for its v2beta2 target kind (None: streamed, no target)."""
     if kind == APP_ENGINE_TARGET:
@@ -312,10 +237,9 @@ def queue_target(message: Any, field: str, kind: str | None, app: AppEngine) -> 
                                         "task its URL", "UNSUPPORTED_FIELD")
         # OAuth and OIDC tokens are minted by Google for Google's service accounts: accepted,
         # no Authorization header is sent (sign with X-Taskq-Signature instead).
-        result = HttpTarget(uri="", method=method(target.http_method, f"{field}.http_target.http_method"),
-                            headers={o.header.key: o.header.value for o in target.header_overrides})
-        http_push.check_headers(result.headers, f"{field}.http_target.header_overrides")
-        return result
+        given = push_tasks.method(target.http_method, f"{field}.http_target.http_method")
+        return HttpTarget(uri="", method=given or HttpMethod.POST,
+                          headers=push_tasks.queue_headers(target.header_overrides, f"{field}.http_target.header_overrides"))
     return None
 
 

@@ -1,6 +1,6 @@
 """google.cloud.tasks.v2beta2 tasks <-> taskq's tasks, and the pull-queue requests (lease
-filters and durations), with the limits of Cloud Tasks' v2beta2 documentation. Queues, the
-App Engine routing and the constants are in v2beta2_messages.
+filters and durations), with the limits of Cloud Tasks' v2beta2 documentation. Queues and the
+constants are in v2beta2_messages; what push tasks share with v2 in push_tasks.
 
 A pull task's lease is named by its schedule_time: a leased task shows its lease's expiry there
 (schedule_time_us), and AcknowledgeTask/RenewLease/CancelLease must give it back.
@@ -14,12 +14,13 @@ from typing import Any
 from google.rpc import status_pb2
 
 from taskq.api import convert, validate
-from taskq.cloudtasks import names
+from taskq.cloudtasks import names, push_tasks
 from taskq.cloudtasks import v2beta2_messages as m
-from taskq.core import http_push, limits
+from taskq.cloudtasks.appengine_routing import AppEngine
+from taskq.core import limits
 from taskq.core.errors import InvalidArgument
 from taskq.core.limits import SECOND
-from taskq.core.model import HttpMethod, HttpRequest, Queue, QueueType, Stage, Task, content_size
+from taskq.core.model import Queue, QueueType, Stage, Task, content_size
 from taskq.core.tasks import NewTask
 
 # Tasks ----------------------------------------------------------------------------------------
@@ -40,7 +41,7 @@ def check_tag(tag: str, field: str) -> str:
     return tag
 
 
-def new_task(message: Any, field: str, queue: Queue, parent: str, app: m.AppEngine, max_task_bytes: int) -> NewTask:
+def new_task(message: Any, field: str, queue: Queue, parent: str, app: AppEngine, max_task_bytes: int) -> NewTask:
     """A NewTask from a v2beta2 Task: a pull_message in a pull queue; an app_engine_http_request
     in an App Engine queue, or an http_request in a push queue delivered over HTTP."""
     task_id = None
@@ -59,7 +60,7 @@ def new_task(message: Any, field: str, queue: Queue, parent: str, app: m.AppEngi
                                         "can have no other payload type)", "REQUIRED_FIELD")
         payload = message.pull_message.payload
         tag = check_tag(message.pull_message.tag, f"{field}.pull_message.tag")
-        _check_size(content_size(payload, {}, tag), max_task_bytes, f"{field}.pull_message.payload")
+        push_tasks.check_size(content_size(payload, {}, tag), max_task_bytes, f"{field}.pull_message.payload")
         return NewTask(task_id=task_id, payload=payload, tag=tag, schedule_time_us=schedule_us)
     if kind == "pull_message":
         raise InvalidArgument.field(f"{field}.pull_message", f"can be set only in pull queues; {queue_name} is a push "
@@ -68,68 +69,14 @@ def new_task(message: Any, field: str, queue: Queue, parent: str, app: m.AppEngi
         if m.target_kind(queue) != m.APP_ENGINE_TARGET:
             raise InvalidArgument.field(f"{field}.app_engine_http_request", f"can be set only if the queue has an "
                                         f"app_engine_http_target; {queue_name} has none", "NOT_AN_APP_ENGINE_QUEUE")
-        sub = f"{field}.app_engine_http_request"
-        request = _app_engine_request(message.app_engine_http_request, sub, queue, app)
-        body = message.app_engine_http_request.payload
-        body_field, body_methods = f"{sub}.payload", m.APP_ENGINE_BODY_METHODS
-        _check_size(content_size(body, {}, "", request), min(max_task_bytes, m.MAX_APP_ENGINE_TASK_BYTES), body_field)
+        request, body = push_tasks.app_engine_task(message.app_engine_http_request, f"{field}.app_engine_http_request",
+                                                   "relative_url", "payload", queue, app, max_task_bytes)
     elif kind == "http_request":
-        sub = f"{field}.http_request"
-        request = _http_request(message.http_request, sub)
-        body = message.http_request.body
-        body_field, body_methods = f"{sub}.body", m.HTTP_BODY_METHODS
-        _check_size(content_size(body, {}, "", request), max_task_bytes, body_field)
+        request, body = push_tasks.http_task(message.http_request, f"{field}.http_request", queue, max_task_bytes)
     else:
         raise InvalidArgument.field(f"{field}.app_engine_http_request", "a task of a push queue needs an "
                                     "app_engine_http_request or an http_request", "REQUIRED_FIELD")
-    assert request.method is not None
-    if body and request.method not in body_methods:
-        allowed = " and ".join(method.name for method in body_methods)
-        raise InvalidArgument.field(body_field, f"a {request.method.name} request has no body (only {allowed} do)",
-                                    "PAYLOAD_NOT_ALLOWED")
     return NewTask(task_id=task_id, payload=body, schedule_time_us=schedule_us, http=request)
-
-
-def _check_size(size: int, limit: int, field: str) -> None:
-    if size > limit:
-        raise InvalidArgument.field(field, f"the task is {size} bytes; the limit is {limit}", "TASK_TOO_LARGE")
-
-
-def _app_engine_request(message: Any, field: str, queue: Queue, app: m.AppEngine) -> HttpRequest:
-    path = message.relative_url or "/"
-    if not path.startswith("/"):
-        raise InvalidArgument.field(f"{field}.relative_url", "must start with /", "INVALID_URL")
-    if len(path) > m.MAX_URL_CHARS:
-        raise InvalidArgument.field(f"{field}.relative_url", f"is longer than {m.MAX_URL_CHARS} characters", "URL_TOO_LONG")
-    headers = dict(message.headers)
-    for name in headers:
-        if name.lower().startswith("x-google-"):
-            raise InvalidArgument.field(f"{field}.headers", f"{name!r} cannot be set (X-Google-* are Google's)",
-                                        "RESERVED_HEADER")
-    url = path
-    assert queue.http_target is not None
-    # A queue's routing override wins over the task's routing; without one, a routing that
-    # names a --appengine-targets entry sends the task there, any other to the queue's app.
-    if not app.target_of_base(queue.http_target.uri) and message.HasField("app_engine_routing"):
-        routing = message.app_engine_routing
-        base = app.base(routing.service, routing.version, routing.instance)
-        if base and base != queue.http_target.uri:
-            url = base.rstrip("/") + path
-    request = HttpRequest(url, m.method(message.http_method, f"{field}.http_method"), headers)
-    http_push.check_request(request, field)
-    return request
-
-
-def _http_request(message: Any, field: str) -> HttpRequest:
-    if not message.url:
-        raise InvalidArgument.field(f"{field}.url", "is required", "REQUIRED_FIELD")
-    if len(message.url) > m.MAX_URL_CHARS:
-        raise InvalidArgument.field(f"{field}.url", f"is longer than {m.MAX_URL_CHARS} characters", "URL_TOO_LONG")
-    http_push.check_url(message.url, f"{field}.url", path_allowed=False)
-    # OAuth and OIDC tokens: accepted, no Authorization header is sent (see queue_target).
-    request = HttpRequest(message.url, m.method(message.http_method, f"{field}.http_method"), dict(message.headers))
-    http_push.check_headers(request.headers, f"{field}.headers")
-    return request
 
 
 def schedule_time_us(task: Task) -> int:
@@ -137,7 +84,7 @@ def schedule_time_us(task: Task) -> int:
     return task.lease_expire_us if task.stage is Stage.LEASED and task.lease_expire_us else task.schedule_time_us
 
 
-def task_to_pb(task: Task, queue: Queue, parent: str, view: int, app: m.AppEngine) -> Any:
+def task_to_pb(task: Task, queue: Queue, parent: str, view: int, app: AppEngine) -> Any:
     message = m.TaskPb(name=names.task_name(queue, parent, task.task_id), view=view)
     full = view == m.VIEW_FULL
     pull = queue.type is QueueType.PULL
@@ -147,7 +94,8 @@ def task_to_pb(task: Task, queue: Queue, parent: str, view: int, app: m.AppEngin
         if full:
             message.pull_message.payload = task.payload
     else:
-        _request_to_pb(message, task, queue, full, app)
+        push_tasks.request_to_pb(message, task, queue, app, full, m.target_kind(queue) == m.APP_ENGINE_TARGET,
+                                 "relative_url", "payload")
     message.schedule_time.CopyFrom(convert.timestamp(schedule_time_us(task)))
     # "create_time will be truncated to the nearest second."
     message.create_time.CopyFrom(convert.timestamp(task.create_time_us - task.create_time_us % SECOND))
@@ -166,33 +114,6 @@ def task_to_pb(task: Task, queue: Queue, parent: str, view: int, app: m.AppEngin
             last.response_time.CopyFrom(convert.timestamp(attempt.response_time_us))
             last.response_status.CopyFrom(status_pb2.Status(code=attempt.error_code, message=attempt.error_message))
     return message
-
-
-def _request_to_pb(message: Any, task: Task, queue: Queue, full: bool, app: m.AppEngine) -> None:
-    request = task.http or HttpRequest()
-    target = queue.http_target
-    method = request.method or (target.method if target is not None else HttpMethod.POST)
-    body = task.payload if full else b""
-    engine_queue = m.target_kind(queue) == m.APP_ENGINE_TARGET
-    routed, path = app.target_of_url(request.url) if engine_queue else ("", "")
-    if request.url.startswith(("http://", "https://")) and not routed:
-        http = message.http_request
-        http.url = request.url
-        http.http_method = method.value
-        http.headers.update(request.headers)
-        http.body = body
-        return
-    if target is None:
-        return  # a task streamed to taskq.v1 workers: no v2beta2 payload type fits
-    engine_request = message.app_engine_http_request
-    engine_request.http_method = method.value
-    engine_request.relative_url = path if routed else (request.url or "/")
-    engine_request.headers.update(request.headers)
-    engine_request.payload = body
-    if routed:
-        m.routing_to_pb(engine_request.app_engine_routing, routed, app.targets[routed])
-    elif engine_queue:
-        m.routing_to_pb(engine_request.app_engine_routing, app.target_of_base(target.uri), target.uri)
 
 
 # Pull queues ----------------------------------------------------------------------------------

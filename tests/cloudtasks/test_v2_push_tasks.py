@@ -1,0 +1,132 @@
+"""v2 tasks' requests through Google's official Python client: App Engine routing (the same as
+v2beta2's), bodies, sizes and URLs, with the limits Cloud Tasks documents."""
+
+from __future__ import annotations
+
+import datetime
+from urllib.parse import urlsplit
+
+import grpc
+import pytest
+from google.api_core import exceptions
+from google.cloud import tasks_v2
+from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+from support.engines import engine_settings
+
+from harness import ServerHarness, error_reason, eventually
+
+PARENT = "projects/my-project/locations/us-central1"
+FULL = tasks_v2.Task.View.FULL
+
+
+def make_queue(client, queue_id="q"):
+    return client.create_queue(parent=PARENT, queue={"name": f"{PARENT}/queues/{queue_id}"})
+
+
+def reason(error: exceptions.GoogleAPICallError) -> str:
+    assert isinstance(error.response, grpc.RpcError)
+    return error_reason(error.response)
+
+
+def later() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+
+
+@pytest.fixture
+def versioned_server(request, tmp_path, engine, worker, other_worker):
+    """App Engine app `worker`; version v2 of its service `api` at `other_worker`, and no entry
+    for the service itself."""
+    harness = ServerHarness(
+        str(tmp_path / "data"), appengine_url=worker.url, appengine_targets=f"v2.api={other_worker.url}",
+        http_allow_networks="127.0.0.0/8", **engine_settings(request, engine),
+    )
+    yield harness
+    harness.close()
+
+
+def test_app_engine_tasks_routed_to_a_service_go_there_and_read_back_with_their_routing(v2_client, other_worker):
+    client = v2_client
+    queue = make_queue(client)
+    task = client.create_task(request={"parent": queue.name, "response_view": FULL, "task": {
+        "schedule_time": later(),
+        "app_engine_http_request": {"relative_uri": "/resize?size=2", "app_engine_routing": {"service": "worker"},
+                                    "body": b"img"},
+    }})
+    assert "http_request" not in task
+    request = task.app_engine_http_request
+    assert (request.relative_uri, request.body, request.http_method) == ("/resize?size=2", b"img", tasks_v2.HttpMethod.POST)
+    assert request.app_engine_routing.service == "worker"
+    assert request.app_engine_routing.host == urlsplit(other_worker.url).netloc
+    assert client.get_task(name=task.name).app_engine_http_request.app_engine_routing.service == "worker"
+    client.run_task(name=task.name)
+    eventually(lambda: other_worker.received("/resize"))
+    assert other_worker.received("/resize")[0].body == b"img"
+
+
+def test_app_engine_routing_names_versions_and_a_service_nobody_serves_goes_to_the_app(
+    versioned_server, worker, other_worker,
+):
+    client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(
+        versioned_server.address)))
+    queue = make_queue(client)
+    versioned = client.create_task(parent=queue.name, task={"app_engine_http_request": {
+        "relative_uri": "/v2-only", "app_engine_routing": {"service": "api", "version": "v2", "instance": "7"}}})
+    assert versioned.app_engine_http_request.app_engine_routing.version == "v2"
+    assert versioned.app_engine_http_request.app_engine_routing.service == "api"
+    # As Cloud Tasks does with a service, version or instance that is not available: the
+    # default version of the default service (the app) gets the task.
+    for routing in ({"service": "api"}, {"service": "billing", "version": "v9"}):
+        client.create_task(parent=queue.name, task={"app_engine_http_request": {
+            "relative_uri": "/fallback", "app_engine_routing": routing}})
+    eventually(lambda: len(other_worker.received("/v2-only")) == 1 and len(worker.received("/fallback")) == 2)
+    assert other_worker.received("/fallback") == [] and worker.received("/v2-only") == []
+
+
+def test_an_app_engine_body_needs_post_or_put_and_x_google_headers_are_refused(v2_client):
+    client = v2_client
+    queue = make_queue(client)
+    client.create_task(parent=queue.name, task={"schedule_time": later(), "app_engine_http_request": {
+        "relative_uri": "/put", "http_method": tasks_v2.HttpMethod.PUT, "body": b"x"}})
+    for request in (
+        {"relative_uri": "/patch", "http_method": tasks_v2.HttpMethod.PATCH, "body": b"x"},
+        {"relative_uri": "/x", "headers": {"X-Google-Thing": "y"}},
+        {"relative_uri": "no-slash"},
+    ):
+        with pytest.raises(exceptions.InvalidArgument):
+            client.create_task(parent=queue.name, task={"app_engine_http_request": request})
+    # An HTTP task may have a PATCH body.
+    client.create_task(parent=queue.name, task={"schedule_time": later(), "http_request": {
+        "url": "https://worker.example.com/patch", "http_method": tasks_v2.HttpMethod.PATCH, "body": b"x"}})
+
+
+def test_task_size_is_limited_as_cloud_tasks_does(v2_client):
+    client = v2_client
+    queue = make_queue(client)
+    url = "https://worker.example.com/big"
+    app_engine_limit = 100 * 1024  # body, URL and headers together
+    client.create_task(parent=queue.name, task={"schedule_time": later(), "app_engine_http_request": {
+        "relative_uri": "/big", "body": b"x" * (app_engine_limit - len("/big"))}})
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        client.create_task(parent=queue.name, task={"app_engine_http_request": {
+            "relative_uri": "/big", "body": b"x" * (app_engine_limit - len("/big") + 1)}})
+    assert reason(refused.value) == "TASK_TOO_LARGE"
+    # HTTP tasks: the server's --max-task-bytes (1 MiB), their URL and User-Agent included.
+    headers = len(url) + len("User-Agent") + len("Google-Cloud-Tasks")
+    client.create_task(parent=queue.name, task={"schedule_time": later(), "http_request": {
+        "url": url, "body": b"x" * (1024 * 1024 - headers)}})
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        client.create_task(parent=queue.name, task={"http_request": {"url": url, "body": b"x" * (3 * 1024 * 1024)}})
+    assert reason(refused.value) == "TASK_TOO_LARGE"
+
+
+def test_urls_may_be_2048_bytes_long(v2_client):
+    client = v2_client
+    queue = make_queue(client)
+    base = "https://worker.example.com/"
+    client.create_task(parent=queue.name, task={"http_request": {"url": base + "a" * (2048 - len(base))},
+                                                "schedule_time": later()})
+    for task in ({"http_request": {"url": base + "a" * (2049 - len(base))}},
+                 {"app_engine_http_request": {"relative_uri": "/" + "a" * 2048}}):
+        with pytest.raises(exceptions.InvalidArgument) as refused:
+            client.create_task(parent=queue.name, task=task)
+        assert reason(refused.value) == "URL_TOO_LONG" and "2048 bytes" in refused.value.message
