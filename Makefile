@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint python-lint postgres-installed proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang test-package bench bench-quick clean
+.PHONY: serve test install lint python-lint postgres-installed nginx-installed proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang test-package bench bench-quick clean
 
 serve: install
 	$(VENV)/bin/taskq serve $(ARGS)
@@ -36,8 +36,15 @@ clients/node/node_modules/.installed: clients/node/package.json clients/node/pac
 postgres-installed:
 	bash tools/install-postgres.sh
 
-pytest: install postgres-installed
-	TASKQ_REQUIRE_POSTGRES=1 $(PY) -m pytest $(PYTEST_ARGS)
+# nginx for the proxy tests (tests/deploy): Debian's binary unpacked into the virtualenv, never
+# installed as a service.
+nginx-installed: $(VENV)/nginx/usr/sbin/nginx
+
+$(VENV)/nginx/usr/sbin/nginx: tools/install-nginx.sh
+	bash tools/install-nginx.sh $(VENV)/nginx
+
+pytest: install postgres-installed nginx-installed
+	TASKQ_REQUIRE_POSTGRES=1 TASKQ_REQUIRE_PROXY=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 # Ruff (lint and import order) and mypy (types), configured in pyproject.toml.
 python-lint: $(VENV)/.installed
