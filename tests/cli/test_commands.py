@@ -3,7 +3,6 @@ and exit statuses."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import io
 import json
@@ -14,36 +13,6 @@ import sys
 import pytest
 
 from taskq.cli.main import main
-
-
-@dataclasses.dataclass
-class Result:
-    status: int
-    out: str
-    err: str
-
-    def json(self):
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def taskq(server, capsys):
-    """Runs `taskq ARGS... --server ADDRESS` and returns its exit status and output."""
-
-    def run(*arguments: str) -> Result:
-        try:
-            status = main([*arguments, "--server", server.address])
-        except SystemExit as exit:  # argparse's usage errors
-            status = exit.code
-        captured = capsys.readouterr()
-        return Result(status, captured.out, captured.err)
-
-    return run
-
-
-@pytest.fixture
-def pull(taskq):
-    assert taskq("queue", "create", "work", "--type", "pull").status == 0
 
 
 def table_rows(text: str) -> list[list[str]]:

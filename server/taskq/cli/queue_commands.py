@@ -100,10 +100,10 @@ def _http_target(arguments: argparse.Namespace, current: http_pb2.HttpTarget | N
 
 
 def add_parser(subparsers) -> None:
-    queue = subparsers.add_parser("queue", help="create, inspect and manage queues",
-                                  description="Create, inspect and manage queues.")
-    actions = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
     common = common_options()
+    queue = subparsers.add_parser("queue", help="create, inspect and manage queues",
+                                  description="Create, inspect and manage queues.", parents=[common])
+    actions = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, help: str, handler, *, takes_name: bool = True) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",

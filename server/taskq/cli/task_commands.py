@@ -13,10 +13,10 @@ from taskq.client import Client
 
 
 def add_parser(subparsers) -> None:
-    task = subparsers.add_parser("task", help="add, inspect, lease and delete tasks",
-                                 description="Add, inspect, lease and delete tasks.")
-    actions = task.add_subparsers(dest="action", required=True, metavar="ACTION")
     common = common_options()
+    task = subparsers.add_parser("task", help="add, inspect, lease and delete tasks",
+                                 description="Add, inspect, lease and delete tasks.", parents=[common])
+    actions = task.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, help: str, handler) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
