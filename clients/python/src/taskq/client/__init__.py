@@ -9,11 +9,13 @@ fail with UNAVAILABLE, across a restart of the server (`CallRetry`). Errors are
 each task of a push queue, `PullWorker` for each task of a pull queue; a handler raises
 `Retry` or `PermanentError` to say how its task failed. `verify_signature` (and
 `verify_wsgi_request`) check the `X-Taskq-Signature` of HTTP push requests a worker service
-receives (see `taskq.client.signature`). `taskq.client.requests` builds
-request messages and `taskq.client.channel` configures channels, for other transports to
-reuse.
+receives (see `taskq.client.signature`). Addresses follow the rules of
+`taskq.client.address` (InvalidAddress for a malformed one); `TlsSettings` connect over TLS
+or mTLS. `taskq.client.requests` builds request messages and `taskq.client.channel`
+configures channels, for other transports to reuse.
 """
 
+from taskq.client.address import DEFAULT_PORT, InvalidAddress
 from taskq.client.async_client import AsyncClient
 from taskq.client.batching import BatchSettings
 from taskq.client.call_retry import CallRetry
@@ -50,10 +52,12 @@ from taskq.client.errors import (
 from taskq.client.failures import PermanentError, Retry
 from taskq.client.pull import PullWorker
 from taskq.client.signature import verify_request, verify_signature, verify_wsgi_request
+from taskq.client.tls import InvalidTlsSettings, TlsSettings
 from taskq.client.worker import Worker
 
 __all__ = [
-    "Client", "AsyncClient", "BatchSettings", "CallRetry", "DEFAULT_ADDRESS",
+    "Client", "AsyncClient", "BatchSettings", "CallRetry", "DEFAULT_ADDRESS", "DEFAULT_PORT",
+    "TlsSettings", "InvalidAddress", "InvalidTlsSettings",
     "Worker", "PullWorker", "PermanentError", "Retry",
     "TaskqError", "FieldViolation", "from_rpc_error", "from_status",
     "InvalidArgument", "NotFound", "AlreadyExists", "FailedPrecondition", "ResourceExhausted", "Unavailable",

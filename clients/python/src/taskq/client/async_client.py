@@ -30,6 +30,7 @@ from taskq.client.errors import TaskqError, from_rpc_error, from_status
 from taskq.client.names import queue_name, task_name
 from taskq.client.requests import BatchItem, HttpRequestLike, QueueSettings, RetrySettings, View
 from taskq.client.times import Seconds, When, seconds, to_duration
+from taskq.client.tls import TlsSettings
 from taskq.v1 import (
     queue_pb2,
     queue_service_pb2,
@@ -51,6 +52,7 @@ class AsyncClient:
         address: str = DEFAULT_ADDRESS,
         *,
         timeout: float | None = 30,
+        tls: TlsSettings | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.aio.Channel | None = None,
         batching: BatchSettings | None = DEFAULT_BATCHING,
@@ -61,9 +63,10 @@ class AsyncClient:
         self.call_retry = call_retry
         # Set by close(): a call waiting to be retried gives up instead of using a closed channel.
         self._closed = False
+        self.tls = tls
         self.credentials = credentials
         self._owns_channel = channel is None
-        self._channel = channel if channel is not None else create_aio_channel(address, credentials=credentials)
+        self._channel = channel if channel is not None else create_aio_channel(address, credentials=credentials, tls=tls)
         self._tasks = task_service_pb2_grpc.TaskServiceStub(self._channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._batcher: AsyncBatcher[task_service_pb2.CreateTaskRequest, task_pb2.Task] | None = None

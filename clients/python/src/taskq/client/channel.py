@@ -1,7 +1,9 @@
 """gRPC channels to a taskq server: reconnection, keepalive and message-size limits.
 
 `channel_options()` is the single list of settings; `create_channel` applies it to a sync
-channel and `create_aio_channel` to an asyncio one.
+channel and `create_aio_channel` to an asyncio one. Both read the address by the rules of
+`taskq.client.address` and connect with TLS when the address is https:// or when TLS
+settings or credentials are given.
 
 The channel has no retry policy (service config) of its own: `Client` and `AsyncClient` retry
 calls failing with UNAVAILABLE themselves, for long enough to cover a restart of the server
@@ -16,6 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+
+from taskq.client.address import InvalidAddress, parse_address
+from taskq.client.tls import TlsSettings
 
 #: Largest message sent or received, bytes; the server's default limit (32 MiB).
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -64,31 +69,51 @@ def channel_options(extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, An
     return list(options.items())
 
 
+def resolve(
+    address: str, credentials: grpc.ChannelCredentials | None, tls: TlsSettings | None,
+) -> tuple[str, grpc.ChannelCredentials | None, list[tuple[str, Any]]]:
+    """The gRPC target of `address`, the credentials to connect with (None: plain text) and
+    the channel arguments TLS needs. Raises InvalidAddress or InvalidTlsSettings."""
+    parsed = parse_address(address)
+    wants_tls = credentials is not None or tls is not None
+    if parsed.tls is False and wants_tls:
+        raise InvalidAddress(f"invalid server address {address!r}: http:// means plain text, "
+                             "but TLS settings were given (use https:// or host:port)")
+    if credentials is None and (wants_tls or parsed.tls):
+        credentials = (tls or TlsSettings()).credentials()
+    return parsed.target, credentials, tls.channel_options() if tls else []
+
+
 def create_channel(
     address: str,
     *,
     credentials: grpc.ChannelCredentials | None = None,
+    tls: TlsSettings | None = None,
     options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.Channel:
-    """A sync channel to `address` (host:port) with the taskq settings; TLS if `credentials`."""
-    merged = channel_options(options)
+    """A sync channel to `address` with the taskq settings; TLS if the address is https://,
+    or if `tls` or `credentials` are given (credentials take the place of tls's files)."""
+    target, credentials, tls_options = resolve(address, credentials, tls)
+    merged = channel_options([*tls_options, *options])
     if credentials is None:
-        return grpc.insecure_channel(address, options=merged)
-    return grpc.secure_channel(address, credentials, options=merged)
+        return grpc.insecure_channel(target, options=merged)
+    return grpc.secure_channel(target, credentials, options=merged)
 
 
 def create_aio_channel(
     address: str,
     *,
     credentials: grpc.ChannelCredentials | None = None,
+    tls: TlsSettings | None = None,
     options: Sequence[tuple[str, Any]] = (),
     interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
 ) -> grpc.aio.Channel:
-    """An asyncio channel to `address` with the taskq settings; TLS if `credentials`."""
-    merged = channel_options(options)
+    """An asyncio channel to `address` with the taskq settings; TLS as for `create_channel`."""
+    target, credentials, tls_options = resolve(address, credentials, tls)
+    merged = channel_options([*tls_options, *options])
     if credentials is None:
-        return grpc.aio.insecure_channel(address, options=merged, interceptors=interceptors)
-    return grpc.aio.secure_channel(address, credentials, options=merged, interceptors=interceptors)
+        return grpc.aio.insecure_channel(target, options=merged, interceptors=interceptors)
+    return grpc.aio.secure_channel(target, credentials, options=merged, interceptors=interceptors)
 
 
 __all__ = ["MAX_MESSAGE_BYTES", "channel_options", "create_aio_channel", "create_channel"]

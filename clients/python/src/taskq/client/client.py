@@ -32,6 +32,7 @@ from taskq.client.errors import TaskqError, from_rpc_error, from_status
 from taskq.client.names import queue_name, task_name
 from taskq.client.requests import BatchItem, HttpRequestLike, QueueSettings, RetrySettings, View
 from taskq.client.times import Seconds, When, seconds, to_duration
+from taskq.client.tls import TlsSettings
 from taskq.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -53,12 +54,15 @@ class Client:
     """A connection to one taskq server.
 
     Args:
-        address: host:port of the server.
+        address: the server: host:port, https://host[:port] (TLS), and the other forms of
+            `taskq.client.address`; a host without a port means port 50051, never 443.
         timeout: the deadline of each call, in seconds, its retries included; None waits
             indefinitely. LeaseTasks calls get their `wait` on top of it.
-        credentials: TLS channel credentials; None for a plain-text connection.
+        tls: TLS settings (CA file, client certificate, server name); given, the connection
+            uses TLS. None: TLS only if the address is https://, with gRPC's default CAs.
+        credentials: gRPC channel credentials, instead of the files of `tls`.
         channel: an existing channel to use instead of opening one (it is not closed by
-            `close()`); `address` and `credentials` are then ignored.
+            `close()`); `address`, `tls` and `credentials` are then ignored.
         batching: how `create_task` calls made close together (from several threads) are
             coalesced into one BatchCreateTasks per queue; `BatchSettings(max_delay=0)` or None
             sends each create on its own.
@@ -72,6 +76,7 @@ class Client:
         address: str = DEFAULT_ADDRESS,
         *,
         timeout: float | None = 30,
+        tls: TlsSettings | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.Channel | None = None,
         batching: BatchSettings | None = DEFAULT_BATCHING,
@@ -82,10 +87,11 @@ class Client:
         self.call_retry = call_retry
         # Set by close(): a call waiting to be retried gives up at once instead of sleeping on.
         self._closed = threading.Event()
-        #: TLS credentials, kept so that a Worker given this client can open its own channel.
+        #: TLS settings, kept so that a Worker given this client can open its own channel.
+        self.tls = tls
         self.credentials = credentials
         self._owns_channel = channel is None
-        self._channel = channel if channel is not None else create_channel(address, credentials=credentials)
+        self._channel = channel if channel is not None else create_channel(address, credentials=credentials, tls=tls)
         self._tasks = task_service_pb2_grpc.TaskServiceStub(self._channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)

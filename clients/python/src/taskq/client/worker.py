@@ -40,6 +40,7 @@ from typing import Any
 
 import grpc
 
+from taskq.client.address import parse_address
 from taskq.client.async_client import AsyncClient
 from taskq.client.channel import create_aio_channel
 from taskq.client.client import Client
@@ -50,6 +51,7 @@ from taskq.client.names import queue_name
 from taskq.client.push_stream import StreamSession
 from taskq.client.stopping import stop_on_signals
 from taskq.client.times import to_duration
+from taskq.client.tls import TlsSettings
 from taskq.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
 
 log = logging.getLogger("taskq.worker")
@@ -71,8 +73,8 @@ class Worker:
     """Runs `handler(task)` for every task of a push queue.
 
     Args:
-        client_or_address: host:port of the server, a `Client` (its address and credentials
-            are used for a channel of the worker's own), or an `AsyncClient` (its channel is
+        client_or_address: the server's address (as for `Client`), a `Client` (its address and
+            TLS settings are used for a channel of the worker's own), or an `AsyncClient` (its channel is
             shared; then use `run_async()` on that client's event loop).
         queue: the push queue, an id or `queues/{id}`.
         handler: called with each Task message (name, payload, attributes, attempt_count,
@@ -86,7 +88,8 @@ class Worker:
         extension_interval: seconds between lease extensions of a held task; None extends
             when half of the lease is left.
         answer_delay: seconds an answer waits for others to share its stream message.
-        credentials: TLS channel credentials, when `client_or_address` is an address.
+        tls: TLS settings, when `client_or_address` is an address (as for `Client`).
+        credentials: gRPC channel credentials instead of `tls`'s files, likewise.
     """
 
     def __init__(
@@ -100,13 +103,17 @@ class Worker:
         grace_period: float = 30.0,
         extension_interval: float | None = None,
         answer_delay: float = 0.005,
+        tls: TlsSettings | None = None,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         if isinstance(client_or_address, Client) and not client_or_address.owns_channel:
             raise ValueError("this Client was given a channel; give the Worker the server's address instead")
+        if isinstance(client_or_address, str):
+            parse_address(client_or_address)  # a malformed address fails here, not when run
         self._target = client_or_address
+        self._tls = tls
         self._credentials = credentials
         self.queue = queue_name(queue)
         self._handler = handler
@@ -188,8 +195,9 @@ class Worker:
         if isinstance(self._target, AsyncClient):
             return self._target.channel, False
         if isinstance(self._target, Client):
-            return create_aio_channel(self._target.address, credentials=self._target.credentials), True
-        return create_aio_channel(self._target, credentials=self._credentials), True
+            client = self._target
+            return create_aio_channel(client.address, credentials=client.credentials, tls=client.tls), True
+        return create_aio_channel(self._target, credentials=self._credentials, tls=self._tls), True
 
     async def _subscribe_until_stopped(self, stub: task_service_pb2_grpc.TaskServiceStub) -> None:
         backoff = RECONNECT_INITIAL_BACKOFF
