@@ -44,6 +44,7 @@ from taskq.store.database import Database
 from taskq.store.disk import DiskSpace
 from taskq.store.faults import Faults
 from taskq.store.rocksdb import RocksStore
+from taskq.tls import CertificateFiles, CertificateReloader, TlsFileError, grpc_credentials
 from taskq.v1 import admin_service_pb2, queue_service_pb2, task_service_pb2
 from taskq.web import HttpPort
 
@@ -126,6 +127,8 @@ class TaskqServer:
         self.http_push: HttpPush | None = None
         #: The HTTP port (--http-listen), if any.
         self.http_port: HttpPort | None = None
+        #: Follows the TLS files for the HTTP port (tests call its run_once()), if it has TLS.
+        self.http_tls: CertificateReloader | None = None
 
     async def start(self) -> int:
         """Listens, opens the database and declares queues; returns the port."""
@@ -137,11 +140,21 @@ class TaskqServer:
                 declared = load_queue_file(self.config.queues_file, self.config.appengine_routing())
             except QueueFileError as error:
                 raise StartupError(str(error)) from None
+        tls = self.config.tls_files()
+        try:
+            # Each port follows the files with a CertificateFiles of its own (taskq/tls.py).
+            grpc_certificates = CertificateFiles(tls) if tls else None
+            http_certificates = CertificateFiles(tls) if tls and self.config.http_listen else None
+        except TlsFileError as error:
+            raise StartupError(str(error)) from None
         for service in READINESS_SERVICES:
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         try:
-            port = self._server.add_insecure_port(self.config.listen)
+            if grpc_certificates is None:
+                port = self._server.add_insecure_port(self.config.listen)
+            else:
+                port = self._server.add_secure_port(self.config.listen, grpc_credentials(grpc_certificates))
         except RuntimeError as error:
             raise StartupError(f"cannot listen on {self.config.listen}: {error} (is another server using it?)") from None
         if port == 0:
@@ -180,8 +193,11 @@ class TaskqServer:
         ))
         self.http_push.start()
         if self.config.http_listen:
+            if http_certificates is not None:
+                self.http_tls = CertificateReloader(http_certificates, engine.clock, self.config.tls_reload_interval_seconds)
             self.http_port = HttpPort(engine, self.config.http_listen, self.config.appengine_target_urls(),
-                                      self.config.max_message_bytes)
+                                      self.config.max_message_bytes,
+                                      ssl_context=self.http_tls.context if self.http_tls else None)
             try:
                 await self.http_port.start()
             except OSError as error:
@@ -189,11 +205,15 @@ class TaskqServer:
                 await self._server.stop(None)
                 await engine.stop()
                 raise StartupError(f"cannot listen on {self.config.http_listen} (HTTP): {error.strerror or error}") from None
-            log.info("HTTP port %d (App Engine API bridge: POST /rpc_http)", self.http_port.port)
+            if self.http_tls is not None and self._background:
+                self.http_tls.start()
+            log.info("HTTP port %d%s (App Engine API bridge: POST /rpc_http)", self.http_port.port,
+                     " with TLS" if self.http_tls else "")
         for service in READINESS_SERVICES:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         where = "PostgreSQL" if self.config.database else self.config.data_dir
-        log.info("taskq serving on port %d, data in %s", port, where)
+        security = "plain text" if tls is None else "TLS, client certificates required" if tls.client_ca_file else "TLS"
+        log.info("taskq serving on port %d (%s), data in %s", port, security, where)
         return port
 
     async def _declare_default_queue(self, engine: Engine) -> None:
@@ -245,6 +265,8 @@ class TaskqServer:
         self._stopped.set()
         grace = self.config.grace_period_seconds if grace is None else grace
         await self.health.enter_graceful_shutdown()
+        if self.http_tls is not None:
+            await self.http_tls.stop()
         if self.http_port is not None:
             await self.http_port.stop()
         if self.http_push is not None:

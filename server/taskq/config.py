@@ -18,6 +18,7 @@ from taskq.core.errors import InvalidArgument
 from taskq.core.limits import DAY, SECOND, ServerLimits
 from taskq.httppush.guard import Network, parse_networks
 from taskq.store.database import Durability
+from taskq.tls import TlsFiles
 
 if TYPE_CHECKING:
     from taskq.queue_file import AppEngineRouting
@@ -110,6 +111,17 @@ class Config:
     #: Base URLs of queue.yaml `target:` values (App Engine services or versions), as
     #: target=url pairs separated by commas (worker=http://worker:8080,...).
     appengine_targets: str | None = None
+    #: TLS on both ports (gRPC and http_listen): the certificate chain and its private key, PEM
+    #: files; both or neither (neither: plain text). Replaced files are used for new
+    #: connections without a restart (docs/security.md).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    #: CA certificates (PEM) that sign the clients' certificates: when set, both ports require
+    #: a client certificate signed by one of them (mTLS). Reloaded like the others.
+    tls_client_ca_file: str | None = None
+    #: How often the HTTP port looks for replaced TLS files, seconds (the gRPC port looks
+    #: before each new connection's handshake).
+    tls_reload_interval_seconds: float = 10.0
     #: Logging: level (debug, info, warning, error) and format (text or json).
     log_level: str = "info"
     log_format: str = "text"
@@ -146,6 +158,12 @@ class Config:
         from taskq.queue_file import AppEngineRouting
 
         return AppEngineRouting(self.appengine_url, self.appengine_target_urls())
+
+    def tls_files(self) -> TlsFiles | None:
+        """The TLS files, or None for plain text."""
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        return TlsFiles(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
 
     def durability_mode(self) -> Durability:
         return Durability(self.durability)
@@ -198,6 +216,15 @@ class Config:
             self.appengine_target_urls()
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+            if getattr(self, name) is not None and not getattr(self, name).strip():
+                raise ConfigError(f"{name} must be a file name when given")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError("tls_cert_file and tls_key_file go together: give both for TLS, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ConfigError("tls_client_ca_file (mTLS) needs TLS: give tls_cert_file and tls_key_file too")
+        if not 0.1 <= self.tls_reload_interval_seconds <= 86400:
+            raise ConfigError("tls_reload_interval_seconds must be between 0.1 and 86400")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

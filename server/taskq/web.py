@@ -8,6 +8,7 @@ them the port answers 501 with how to install them.
 from __future__ import annotations
 
 import logging
+import ssl
 
 from aiohttp import web
 
@@ -17,8 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class HttpPort:
-    def __init__(self, engine: Engine, listen: str, target_urls: dict[str, str], max_body_bytes: int) -> None:
+    def __init__(self, engine: Engine, listen: str, target_urls: dict[str, str], max_body_bytes: int,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self._listen = listen
+        #: HTTPS when set (taskq/tls.py keeps its certificates current).
+        self._ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         try:
@@ -36,7 +40,7 @@ class HttpPort:
         host, _, port = self._listen.rpartition(":")
         self._runner = web.AppRunner(self._app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port), reuse_address=False)
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port), reuse_address=False, ssl_context=self._ssl_context)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self.port
