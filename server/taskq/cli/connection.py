@@ -1,8 +1,10 @@
-"""What every client command shares: the `--server`, `--json` and `--timeout` options,
-opening a Client, and turning a failure into an exit status (reported by `taskq.cli.errors`).
+"""What every client command shares: the `--server`, `--json` and `--timeout` options, the
+TLS options, opening a Client, and turning a failure into an exit status (reported by
+`taskq.cli.errors`).
 
 Exit status: 0 done; 1 the server refused the call or could not be reached; 2 a usage error
-(argparse's own, or a value only checked after parsing, such as an unreadable payload file).
+(argparse's own, or a value only checked after parsing, such as an unreadable payload file, a
+malformed --server or an unreadable --ca-file).
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from collections.abc import Callable
 
 from taskq.cli import errors, values
 from taskq.cli.errors import UsageError
-from taskq.client import DEFAULT_ADDRESS, CallRetry, Client, TaskqError
+from taskq.client import DEFAULT_ADDRESS, CallRetry, Client, InvalidAddress, InvalidTlsSettings, TaskqError, TlsSettings
 
 #: Environment variable naming the server when --server is not given.
 SERVER_ENV = "TASKQ_SERVER"
+#: The TLS options, and the environment variable each falls back to.
+TLS_OPTIONS = {"ca_file": "TASKQ_CA_FILE", "cert_file": "TASKQ_CERT_FILE", "key_file": "TASKQ_KEY_FILE",
+               "server_name": "TASKQ_SERVER_NAME"}
 #: Deadline of each call, seconds: short, so an unreachable server fails fast instead of
 #: hanging. LeaseTasks gets its --wait on top.
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -31,15 +36,35 @@ def common_options() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("server and output")
     group.add_argument("--server", metavar="ADDRESS",
-                       help=f"host:port of the taskq server (default: ${SERVER_ENV}, else {DEFAULT_ADDRESS})")
+                       help="host[:port] of the taskq server (port 50051 if none), or https://host[:port] for TLS "
+                       f"(port 443 if none) (default: ${SERVER_ENV}, else {DEFAULT_ADDRESS})")
     group.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     group.add_argument("--timeout", type=values.positive_duration, default=DEFAULT_TIMEOUT_SECONDS, metavar="DURATION",
                        help=f"give up on a call after this long (default {DEFAULT_TIMEOUT_SECONDS:g}s)")
+    tls = parser.add_argument_group("TLS (any of these means TLS; see docs/security.md)")
+    tls.add_argument("--ca-file", metavar="FILE", help="CA certificates (PEM) that sign the server's certificate "
+                     "(default: $TASKQ_CA_FILE, else the system's)")
+    tls.add_argument("--cert-file", metavar="FILE",
+                     help="client certificate (PEM) for a server that requires one (default: $TASKQ_CERT_FILE)")
+    tls.add_argument("--key-file", metavar="FILE", help="the client certificate's key (default: $TASKQ_KEY_FILE)")
+    tls.add_argument("--server-name", metavar="NAME", help="the name the server's certificate must hold, when not "
+                     "the address's host (default: $TASKQ_SERVER_NAME)")
     return parser
 
 
 def server_address(arguments: argparse.Namespace) -> str:
     return arguments.server or os.environ.get(SERVER_ENV) or DEFAULT_ADDRESS
+
+
+def tls_settings(arguments: argparse.Namespace) -> TlsSettings | None:
+    """The TLS options (or their environment variables); None when none is given."""
+    given = {name: getattr(arguments, name, None) or os.environ.get(variable) or None
+             for name, variable in TLS_OPTIONS.items()}
+    if not any(given.values()):
+        return None
+    if (given["cert_file"] is None) != (given["key_file"] is None):
+        raise InvalidTlsSettings("--cert-file and --key-file go together: give both, or neither")
+    return TlsSettings(**given)
 
 
 Handler = Callable[[Client, argparse.Namespace], None]
@@ -51,9 +76,10 @@ def command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def run(arguments: argparse.Namespace) -> int:
         address = server_address(arguments)
         try:
-            with Client(address, timeout=arguments.timeout, call_retry=CLI_CALL_RETRY) as client:
+            with Client(address, timeout=arguments.timeout, call_retry=CLI_CALL_RETRY,
+                        tls=tls_settings(arguments)) as client:
                 handler(client, arguments)
-        except UsageError as error:
+        except (UsageError, InvalidAddress, InvalidTlsSettings) as error:
             return errors.report_usage(str(error), json_errors=arguments.json)
         except TaskqError as error:
             message = errors.describe(error, address, arguments.timeout)
