@@ -60,11 +60,13 @@ class Certificates:
     """What one reading of the files gave, checked: the PEM contents and a server SSLContext
     made from them."""
 
+    #: The files' contents in TlsFiles.paths() order: chain, key and, for mTLS, the client CA.
     contents: tuple[bytes, ...]
     context: ssl.SSLContext
 
     @property
     def client_auth(self) -> bool:
+        """Whether a client CA was given, so client certificates are required."""
         return len(self.contents) == 3
 
     def grpc_configuration(self) -> grpc.ServerCertificateConfiguration:
