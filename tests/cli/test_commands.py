@@ -62,7 +62,7 @@ def test_queue_list_prints_a_table_of_every_queue(taskq):
 def test_queue_list_json_is_an_array(taskq):
     taskq("queue", "create", "a")
     assert [queue["name"] for queue in taskq("queue", "list", "--json").json()] == ["queues/a"]
-    taskq("queue", "delete", "a")
+    taskq("queue", "delete", "a", "--yes")
     assert taskq("queue", "list", "--json").json() == []
 
 
@@ -184,13 +184,13 @@ def test_queue_pause_and_resume(taskq, pull):
 def test_queue_purge_reports_the_count(taskq, pull):
     taskq("task", "add", "work")
     taskq("task", "add", "work")
-    assert taskq("queue", "purge", "work").out == "purged 2 tasks from queues/work\n"
+    assert taskq("queue", "purge", "work", "--yes").out == "purged 2 tasks from queues/work\n"
     taskq("task", "add", "work")
-    assert taskq("queue", "purge", "work", "--json").json()["purged_count"] == 1
+    assert taskq("queue", "purge", "work", "--json", "-y").json()["purged_count"] == 1
 
 
 def test_queue_delete_removes_the_queue(taskq, pull):
-    assert taskq("queue", "delete", "work").out == "deleted queues/work\n"
+    assert taskq("queue", "delete", "work", "--yes").out == "deleted queues/work\n"
     assert taskq("queue", "get", "work").status == 1
 
 

@@ -7,8 +7,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from taskq.cli import output, values
-from taskq.cli.connection import UsageError, command, common_options
+from taskq.cli import confirmation, output, values
+from taskq.cli.connection import command, common_options
+from taskq.cli.errors import UsageError
 from taskq.client import Client
 from taskq.client.names import queue_name
 from taskq.v1 import http_pb2
@@ -124,8 +125,8 @@ def add_parser(subparsers) -> None:
     _add_http_options(update, update=True)
     action("pause", "stop a queue handing out tasks", _pause)
     action("resume", "let a paused queue hand out tasks again", _resume)
-    action("purge", "delete every task of a queue", _purge)
-    action("delete", "delete a queue and all its tasks", _delete)
+    confirmation.add_option(action("purge", "delete every task of a queue", _purge))
+    confirmation.add_option(action("delete", "delete a queue and all its tasks", _delete))
     action("stats", "show a queue's counts and rates", _stats)
 
 
@@ -191,7 +192,14 @@ def _resume(client: Client, arguments: argparse.Namespace) -> None:
         print(f"resumed {queue.name}")
 
 
+def _tasks_count(client: Client, queue: str) -> str:
+    count = client.get_queue_stats(queue).tasks_count
+    return f"{count} task{'' if count == 1 else 's'}"
+
+
 def _purge(client: Client, arguments: argparse.Namespace) -> None:
+    name = queue_name(arguments.queue)
+    confirmation.confirm(arguments, f"Delete all {_tasks_count(client, name)} of {name}?", "queue purge")
     response = client.purge_queue(arguments.queue)
     if arguments.json:
         output.print_json(response)
@@ -200,6 +208,8 @@ def _purge(client: Client, arguments: argparse.Namespace) -> None:
 
 
 def _delete(client: Client, arguments: argparse.Namespace) -> None:
+    name = queue_name(arguments.queue)
+    confirmation.confirm(arguments, f"Delete {name} and its {_tasks_count(client, name)}?", "queue delete")
     client.delete_queue(arguments.queue)
     if arguments.json:
         output.print_json({})
