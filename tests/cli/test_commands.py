@@ -294,6 +294,32 @@ def test_task_delete_with_a_stale_lease_token_fails_with_lease_lost(taskq, pull)
     assert result.err.startswith("taskq: FAILED_PRECONDITION LEASE_LOST: the lease on queues/work/tasks/t1")
 
 
+def test_task_lease_modify_extends_the_lease_under_the_same_token(taskq, pull):
+    taskq("task", "add", "work", "--name", "t1")
+    [task] = taskq("task", "lease", "work", "--lease", "30s", "--json").json()
+    result = taskq("task", "lease-modify", task["name"], "--lease-token", task["lease_token"], "--lease", "2h")
+    shown = key_values(result.out)
+    assert (result.status, shown["state"], shown["lease token"]) == (0, "leased", task["lease_token"])
+    expires = datetime.datetime.fromisoformat(shown["lease expires"])
+    remaining = expires - datetime.datetime.now(datetime.UTC)
+    assert datetime.timedelta(minutes=119) < remaining <= datetime.timedelta(hours=2)
+
+
+def test_task_lease_modify_release_makes_the_task_ready_and_the_token_stale(taskq, pull):
+    taskq("task", "add", "work", "--name", "t1")
+    [task] = taskq("task", "lease", "work", "--json").json()
+    released = taskq("task", "lease-modify", task["name"], "--lease-token", task["lease_token"], "--release", "--json")
+    assert (released.json()["state"], released.json()["attempt_count"]) == ("TASK_STATE_READY", 1)
+    again = taskq("task", "lease-modify", task["name"], "--lease-token", task["lease_token"], "--lease", "1m")
+    assert again.status == 1 and "FAILED_PRECONDITION LEASE_LOST" in again.err
+
+
+def test_task_lease_modify_needs_a_token_and_either_a_lease_or_release(taskq, pull):
+    for arguments in (("--lease", "1m"), ("--lease-token", "x"), ("--lease-token", "x", "--lease", "1m", "--release")):
+        result = taskq("task", "lease-modify", "queues/work/tasks/t1", *arguments)
+        assert result.status == 2 and "taskq task lease-modify: error:" in result.err
+
+
 def test_task_run_makes_a_scheduled_task_ready(taskq, pull):
     taskq("task", "add", "work", "--name", "t1", "--delay", "1h")
     assert key_values(taskq("task", "run", "queues/work/tasks/t1").out)["state"] == "ready"
@@ -353,6 +379,33 @@ def test_invalid_option_values_are_one_line_and_status_2(taskq, arguments):
     assert result.out == ""
     assert len(result.err.strip().splitlines()) == 1
     assert "invalid" in result.err
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (("task", "lease", "work", "--lease", "8d"), "DURATION_OUT_OF_RANGE: --lease: must be at most 7d, got 8d"),
+    (("task", "lease", "work", "--max", "2000"), "VALUE_OUT_OF_RANGE: --max: must be at most 1000, got 2000"),
+    (("task", "lease", "work", "--wait", "90s"), "DURATION_OUT_OF_RANGE: --wait: must be at most 1m, got 90s"),
+    (("task", "lease-modify", "queues/work/tasks/t", "--lease-token", "x", "--lease", "8d"),
+     "DURATION_OUT_OF_RANGE: --lease: must be at most 7d, got 8d"),
+    (("task", "add", "work", "--delay", "400d"), "SCHEDULE_TIME_TOO_FAR: --delay: is more than 365 days ahead, got 400d"),
+    (("queue", "create", "q", "--dispatch-deadline", "1s"),
+     "DURATION_OUT_OF_RANGE: --dispatch-deadline: must be at least 15s, got 1s"),
+    (("queue", "update", "work", "--max-backoff", "40d"), "DURATION_OUT_OF_RANGE: --max-backoff: must be at most 30d, got 40d"),
+    (("queue", "create", "q", "--max-attempts", "100000000"),
+     "VALUE_OUT_OF_RANGE: --max-attempts: must be at most 1000000, got 100000000"),
+    (("queue", "create", "q", "--min-backoff", "2h", "--max-backoff", "1h"),
+     "MIN_BACKOFF_ABOVE_MAX: --min-backoff: must not exceed --max-backoff, got 2h"),
+])
+def test_a_value_the_server_refuses_is_named_by_its_option_in_its_units(taskq, pull, arguments, message):
+    result = taskq(*arguments)
+    assert (result.status, result.err) == (1, f"taskq: INVALID_ARGUMENT {message}\n")
+
+
+def test_a_renamed_error_under_json_keeps_the_servers_field_in_its_details(taskq, pull):
+    error = json.loads(taskq("task", "lease", "work", "--lease", "8d", "--json").err)
+    assert error["message"] == "--lease: must be at most 7d, got 8d"
+    [bad_request] = [detail for detail in error["details"] if detail["@type"].endswith("google.rpc.BadRequest")]
+    assert bad_request["field_violations"][0]["field"] == "lease_duration"
 
 
 def test_an_unreachable_server_is_one_line_and_status_1(capsys):

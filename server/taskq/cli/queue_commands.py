@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from taskq.cli import confirmation, output, values
+from taskq.cli import confirmation, flags, output, values
 from taskq.cli.connection import command, common_options
 from taskq.cli.errors import UsageError
 from taskq.client import Client
@@ -48,6 +48,19 @@ SETTING_OPTIONS = (
     SettingOption("--task-ttl", "task_ttl", values.duration, "DURATION", "how long failed tasks are kept"),
     SettingOption("--tombstone-ttl", "tombstone_ttl", values.duration, "DURATION",
                   "how long a finished task's name stays reserved"),
+)
+
+
+#: How an option's value reads in an error message, by the function that parsed it.
+_SHOWN_AS: dict[Callable[[str], Any], Callable[[Any], str]] = {
+    values.duration: output.duration_text, values.count: str, values.rate: output.rate_text,
+}
+#: The options of create and update, by the Queue fields they set (setting names are field names).
+SETTING_FLAGS = tuple(flags.Flag(option.setting, option.flag, option.setting, _SHOWN_AS.get(option.parse))
+                      for option in SETTING_OPTIONS) + (
+    flags.Flag("http_target.uri", "--http-uri", "http_uri"),
+    flags.Flag("http_target.http_method", "--http-method", "http_method"),
+    flags.Flag("http_target.headers", "--http-header", "http_header"),
 )
 
 
@@ -106,21 +119,22 @@ def add_parser(subparsers) -> None:
                                   description="Create, inspect and manage queues.", parents=[common])
     actions = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    def action(name: str, help: str, handler, *, takes_name: bool = True) -> argparse.ArgumentParser:
+    def action(name: str, help: str, handler, *, takes_name: bool = True,
+               fields: tuple[flags.Flag, ...] = ()) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
                                     parents=[common])
         if takes_name:
             parser.add_argument("queue", metavar="QUEUE", help="queue id or name (queues/ID)")
-        parser.set_defaults(run=command(handler))
+        parser.set_defaults(run=command(flags.naming_flags(handler, fields)))
         return parser
 
-    create = action("create", "create a queue", _create)
+    create = action("create", "create a queue", _create, fields=SETTING_FLAGS)
     create.add_argument("--type", type=values.queue_type, default="push", help="push (default) or pull")
     _add_setting_options(create)
     _add_http_options(create, update=False)
     action("list", "list all queues", _list, takes_name=False)
     action("get", "show a queue's settings", _get)
-    update = action("update", "change the given settings of a queue", _update)
+    update = action("update", "change the given settings of a queue", _update, fields=SETTING_FLAGS)
     _add_setting_options(update)
     _add_http_options(update, update=True)
     action("pause", "stop a queue handing out tasks", _pause)

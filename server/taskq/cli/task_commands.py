@@ -1,4 +1,4 @@
-"""`taskq task add|list|get|delete|lease|run`."""
+"""`taskq task add|list|get|delete|lease|lease-modify|run`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,30 @@ import itertools
 import sys
 from typing import Any
 
-from taskq.cli import output, values
-from taskq.cli.connection import UsageError, command, common_options
+from taskq.cli import flags, output, values
+from taskq.cli.connection import command, common_options
+from taskq.cli.errors import UsageError
 from taskq.client import Client
+
+#: The options of `task add`, by the CreateTaskRequest fields they set.
+ADD_FLAGS = (
+    flags.Flag("task.name", "--name", "name"),
+    flags.Flag("task.tag", "--tag", "tag"),
+    flags.duration("task.schedule_time", "--delay", "delay"),
+    flags.Flag("task.schedule_time", "--eta", "eta", lambda eta: eta.isoformat()),
+    flags.Flag("task.attributes", "--attribute", "attribute"),
+    flags.number("task.retry_config.max_attempts", "--max-attempts", "max_attempts"),
+    flags.Flag("task.http_request.url", "--url", "url"),
+    flags.Flag("task.http_request.http_method", "--method", "method"),
+    flags.Flag("task.http_request.headers", "--header", "header"),
+)
+TOKEN_FLAG = flags.Flag("lease_token", "--lease-token", "lease_token")
+LEASE_FLAGS = (
+    flags.duration("lease_duration", "--lease", "lease"),
+    flags.number("max_tasks", "--max", "max"),
+    flags.duration("wait", "--wait", "wait"),
+    flags.Flag("tag", "--tag", "tag"),
+)
 
 
 def add_parser(subparsers) -> None:
@@ -18,13 +39,13 @@ def add_parser(subparsers) -> None:
                                  description="Add, inspect, lease and delete tasks.", parents=[common])
     actions = task.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    def action(name: str, help: str, handler) -> argparse.ArgumentParser:
+    def action(name: str, help: str, handler, fields: tuple[flags.Flag, ...] = ()) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
                                     parents=[common])
-        parser.set_defaults(run=command(handler))
+        parser.set_defaults(run=command(flags.naming_flags(handler, fields)))
         return parser
 
-    add = action("add", "add a task to a queue", _add)
+    add = action("add", "add a task to a queue", _add, ADD_FLAGS)
     add.add_argument("queue", metavar="QUEUE", help="queue id or name")
     payload = add.add_mutually_exclusive_group()
     payload.add_argument("--payload", metavar="TEXT", help="the payload, as text (UTF-8)")
@@ -48,7 +69,7 @@ def add_parser(subparsers) -> None:
     http.add_argument("--header", type=values.header, action="append", metavar="NAME=VALUE",
                       help="a request header, e.g. Content-Type=application/json; repeat for more")
 
-    listing = action("list", "list the tasks of a queue", _list)
+    listing = action("list", "list the tasks of a queue", _list, (flags.Flag("filter", "--filter", "filter"),))
     listing.add_argument("queue", metavar="QUEUE", help="queue id or name")
     listing.add_argument("--state", type=values.states, metavar="STATE",
                          help="only tasks in this state: scheduled, ready, leased or failed (comma-separated)")
@@ -61,12 +82,12 @@ def add_parser(subparsers) -> None:
     get.add_argument("name", metavar="NAME", help="task name, queues/QUEUE/tasks/ID")
     get.add_argument("--full", action="store_true", help="include the payload")
 
-    delete = action("delete", "delete a task, or acknowledge a leased one", _delete)
+    delete = action("delete", "delete a task, or acknowledge a leased one", _delete, (TOKEN_FLAG,))
     delete.add_argument("name", metavar="NAME", help="task name, queues/QUEUE/tasks/ID")
     delete.add_argument("--lease-token", metavar="TOKEN",
                         help="acknowledge the lease with this token (fails if the lease was lost)")
 
-    lease = action("lease", "lease tasks from a pull queue", _lease)
+    lease = action("lease", "lease tasks from a pull queue", _lease, LEASE_FLAGS)
     lease.add_argument("queue", metavar="QUEUE", help="queue id or name")
     lease.add_argument("--lease", type=values.duration, default=60.0, metavar="DURATION",
                        help="how long the leases last (default 60s)")
@@ -77,6 +98,16 @@ def add_parser(subparsers) -> None:
     by_tag.add_argument("--oldest-tag", action="store_true", help="only tasks with the oldest ready task's tag")
     lease.add_argument("--wait", type=values.duration, metavar="DURATION",
                        help="wait up to this long (at most 60s) for a task when none is ready")
+
+    modify = action("lease-modify", "extend or release the lease on a pulled task", _modify_lease,
+                    (flags.duration("lease_duration", "--lease", "lease"), TOKEN_FLAG))
+    modify.add_argument("name", metavar="NAME", help="task name, queues/QUEUE/tasks/ID")
+    modify.add_argument("--lease-token", required=True, metavar="TOKEN", help="the token `task lease` printed")
+    length = modify.add_mutually_exclusive_group(required=True)
+    length.add_argument("--lease", type=values.duration, metavar="DURATION",
+                        help="end the lease this long from now (at most 7d); 0 releases the task")
+    length.add_argument("--release", action="store_true",
+                        help="release the task now: it is ready for another worker (the attempt still counts)")
 
     run = action("run", "make a scheduled or failed task ready now", _run)
     run.add_argument("name", metavar="NAME", help="task name, queues/QUEUE/tasks/ID")
@@ -159,6 +190,12 @@ def _lease(client: Client, arguments: argparse.Namespace) -> None:
         print(output.leased_tasks(tasks))
     else:
         print("no task was ready")
+
+
+def _modify_lease(client: Client, arguments: argparse.Namespace) -> None:
+    duration = 0.0 if arguments.release else arguments.lease
+    _show_task(client.modify_lease(arguments.name, lease_duration=duration, lease_token=arguments.lease_token),
+               arguments)
 
 
 def _run(client: Client, arguments: argparse.Namespace) -> None:
