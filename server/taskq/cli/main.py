@@ -1,6 +1,7 @@
 """The `taskq` command: `taskq serve` runs the server; `taskq queue ...` and `taskq task ...`
 talk to one; `taskq health` probes one; `taskq migrate` prepares a PostgreSQL database; `taskq backup` and
-`taskq restore` copy a RocksDB database and bring it back.
+`taskq restore` copy a RocksDB database and bring it back; `taskq version` says which taskq this
+is; `taskq completion` prints a shell completion script.
 
 The options of the client commands (`--server`, `--json`, `--timeout`, ...) go anywhere on the
 line: `taskq --json queue list` is `taskq queue list --json`. Output cut short by its reader
@@ -13,10 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
 
 from taskq.cli import (
     backup_commands,
+    command_tree,
+    completion,
     connection,
     errors,
     health_command,
@@ -62,17 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_command.add_parser(subparsers)
     backup_commands.add_parsers(subparsers)
     version_command.add_parser(subparsers)
+    completion.add_parser(subparsers, parser)
     _accept_options_anywhere(parser)
     return parser
-
-
-def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
-    """(name, parser) of each command below `parser`, parents before their children."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, child in action.choices.items():
-                yield name, child
-                yield from ((f"{name} {path}", grandchild) for path, grandchild in subcommands(child))
 
 
 def _accept_options_anywhere(parser: argparse.ArgumentParser) -> None:
@@ -81,8 +75,10 @@ def _accept_options_anywhere(parser: argparse.ArgumentParser) -> None:
     commands' copies of these options get no default: a value given either side survives, and
     the top level's defaults apply otherwise."""
     shared = {action.dest for action in parser._actions if action.option_strings and action.dest != "help"}
-    for _, command in subcommands(parser):
-        for action in command._actions:
+    for command in command_tree.walk(parser):
+        if command.parser is parser:
+            continue
+        for action in command.parser._actions:
             if action.option_strings and action.dest in shared:
                 action.default = argparse.SUPPRESS
 
