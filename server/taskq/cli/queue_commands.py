@@ -30,7 +30,8 @@ SETTING_OPTIONS = (
     SettingOption("--rate", "max_dispatches_per_second", values.rate, "RATE",
                   "push: dispatch rate, as N/s, N/m, N/h, N/d or a number per second; 'unlimited' for none"),
     SettingOption("--burst", "max_burst_size", values.count, "N",
-                  "push: token bucket size; 0 derives it from the rate"),
+                  "push: token bucket size, the most tasks an idle queue dispatches at once (default, or 0: the "
+                  "rate / 5 rounded up, at least 1, as the API and Cloud Tasks do; 5 without a rate)"),
     SettingOption("--max-concurrent", "max_concurrent_dispatches", values.count, "N",
                   "push: most tasks dispatched and unanswered at once (0: 1000)"),
     SettingOption("--max-attempts", "max_attempts", values.count, "N",
