@@ -194,6 +194,28 @@ def test_queue_delete_removes_the_queue(taskq, pull):
     assert taskq("queue", "get", "work").status == 1
 
 
+def test_queue_delete_of_a_dead_letter_queue_in_use_is_refused_naming_who_uses_it(taskq, pull):
+    assert taskq("queue", "create", "mail", "--dead-letter-queue", "work").status == 0
+    refused = taskq("queue", "delete", "work", "--yes")
+    assert (refused.status, refused.err) == (1, "taskq: FAILED_PRECONDITION QUEUE_IN_USE: queue queues/work is the "
+                                                "dead-letter queue of queues/mail; change their dead_letter_queue first\n")
+    assert taskq("queue", "get", "work").status == 0
+    taskq("queue", "update", "mail", "--dead-letter-queue", "")
+    assert taskq("queue", "delete", "work", "--yes").status == 0
+
+
+def test_dead_letter_cycles_are_refused_with_the_cycle(taskq, pull):
+    taskq("queue", "create", "b", "--dead-letter-queue", "work")
+    taskq("queue", "create", "c", "--dead-letter-queue", "b")
+    cycle = taskq("queue", "update", "work", "--dead-letter-queue", "c")
+    assert (cycle.status, cycle.err) == (1, "taskq: INVALID_ARGUMENT DEAD_LETTER_QUEUE_CYCLE: --dead-letter-queue: would "
+                                            "make a cycle of dead-letter queues: queues/work -> queues/c -> queues/b -> "
+                                            "queues/work\n")
+    itself = taskq("queue", "update", "work", "--dead-letter-queue", "work")
+    assert "a queue cannot be its own dead-letter queue" in itself.err
+    assert taskq("queue", "get", "work", "--json").json()["dead_letter_queue"] == ""
+
+
 def test_queue_stats_prints_key_value_lines_and_json(taskq, pull):
     taskq("task", "add", "work")
     taskq("task", "add", "work", "--delay", "1h")
