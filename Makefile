@@ -1,7 +1,8 @@
 # The two commands of the README:
-#   make serve   start a server on 127.0.0.1:50051 with its data in ./taskq-data
+#   make serve   start a server on 127.0.0.1:50051 with its data in ./taskq-data (needs only Python)
 #   make test    install everything the tests need, then run all of them (what CI runs)
-# Everything is installed into .venv (Python) and node_modules (buf) inside this checkout.
+# Everything is installed into .venv (Python) and node_modules (buf) inside this checkout;
+# `make serve` installs only .venv.
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ BUF := node_modules/.bin/buf
 
 .PHONY: serve test install lint python-lint postgres-installed nginx-installed proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang test-package bench bench-quick clean
 
-serve: install
+serve: $(VENV)/.installed
 	$(VENV)/bin/taskq serve $(ARGS)
 
 test: install check-generated python-lint proto-lint proto-breaking pytest test-package test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang bench-quick
