@@ -12,7 +12,9 @@ import ssl
 import subprocess
 import urllib.request
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.certificates import CertificateAuthority, ServerFiles, replace, served_serial
 
 from harness import FakeClock, ServerHarness
@@ -20,6 +22,7 @@ from processes import SERVE
 from taskq.app import StartupError, build_server
 from taskq.client import Client, TlsSettings, Unavailable
 from taskq.config import Config, ConfigError
+from taskq.v1 import queue_service_pb2, queue_service_pb2_grpc
 
 
 @pytest.fixture
@@ -266,3 +269,18 @@ def test_taskq_serve_with_an_unreadable_certificate_exits_with_one_line(tmp_path
 def test_incomplete_tls_settings_are_a_configuration_error(settings, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Config(**settings).check()
+
+
+def test_the_health_port_answers_probes_in_plain_text_while_the_api_port_requires_tls(start, files):
+    server = start(health_listen="127.0.0.1:0", **files.settings())
+    assert server.server is not None and server.server.health_port
+    with grpc.insecure_channel(f"127.0.0.1:{server.server.health_port}") as channel:
+        for service in ("", "liveness", "taskq.v1.TaskService"):
+            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING, service
+        # Only health is served there: the API stays behind TLS.
+        with pytest.raises(grpc.RpcError) as refused:
+            queue_service_pb2_grpc.QueueServiceStub(channel).ListQueues(queue_service_pb2.ListQueuesRequest(), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert not answers(server)  # plain text on the API port is not answered
+    assert answers(server, ca_file=files.ca_file)

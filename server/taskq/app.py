@@ -120,6 +120,10 @@ class TaskqServer:
             (TASK_SERVICE, QUEUE_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self.port: int | None = None
+        #: The health-only port (--health-listen): the same health service, nothing else, in
+        #: plain text, for probes that cannot do TLS.
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port: int | None = None
         self._stopped = asyncio.Event()
         #: Failures injected into the store (a test seam; see store/faults.py).
         self.faults = Faults()
@@ -161,6 +165,19 @@ class TaskqServer:
             raise StartupError(f"cannot listen on {self.config.listen}: the address is in use or invalid")
         self.port = port
         await self._server.start()
+        if self.config.health_listen:
+            self._health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
+            try:
+                self.health_port = self._health_server.add_insecure_port(self.config.health_listen)
+            except RuntimeError:
+                self.health_port = 0
+            if not self.health_port:
+                await self._stop_grpc(None)
+                raise StartupError(f"cannot listen on {self.config.health_listen} (health): the address is in use "
+                                   "or invalid")
+            await self._health_server.start()
+            log.info("health port %d (gRPC health only, plain text)", self.health_port)
         engine = Engine(
             database=self._database(),
             clock=self._clock,
@@ -171,13 +188,13 @@ class TaskqServer:
         try:
             await engine.start()
         except StoreError as error:
-            await self._server.stop(None)
+            await self._stop_grpc(None)
             raise StartupError(str(error)) from None
         self.engine = engine
         try:
             await engine.queues.declare_all(declared)
         except Exception as error:
-            await self._server.stop(None)
+            await self._stop_grpc(None)
             await engine.stop()
             raise StartupError(f"{self.config.queues_file}: {error}") from None
         if (self.config.http_listen or self.config.appengine_url) and not any(
@@ -202,7 +219,7 @@ class TaskqServer:
                 await self.http_port.start()
             except OSError as error:
                 await self.http_push.stop(0)
-                await self._server.stop(None)
+                await self._stop_grpc(None)
                 await engine.stop()
                 raise StartupError(f"cannot listen on {self.config.http_listen} (HTTP): {error.strerror or error}") from None
             if self.http_tls is not None and self._background:
@@ -276,10 +293,16 @@ class TaskqServer:
             self.engine.wakeups.close()
             # Streams end now, releasing their tasks while the database is still open.
             await self.engine.close_streams()
-        await self._server.stop(grace)
+        await self._stop_grpc(grace)
         if self.engine is not None:
             await self.engine.stop()
         log.info("taskq stopped")
+
+    async def _stop_grpc(self, grace: float | None) -> None:
+        """Stops the gRPC port and the health port."""
+        if self._health_server is not None:
+            await self._health_server.stop(grace)
+        await self._server.stop(grace)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

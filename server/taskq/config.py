@@ -93,6 +93,9 @@ class Config:
     #: The HTTP port, host:port (port 0 picks one): the App Engine API bridge (POST /rpc_http).
     #: Unset: no HTTP port.
     http_listen: str | None = None
+    #: A plain-text port that serves only gRPC health, host:port (port 0 picks one), for probes
+    #: that cannot use TLS or credentials (Kubernetes' native gRPC probes). Unset: none.
+    health_listen: str | None = None
     #: HTTP push may reach these networks although they are not public (comma-separated CIDRs,
     #: like 10.0.0.0/8,127.0.0.1): by default only public addresses are, so that whoever can
     #: create tasks cannot make the server call private services (SSRF).
@@ -198,10 +201,12 @@ class Config:
             )
         if not 0 < self.max_schedule_ahead_seconds * SECOND <= 3650 * DAY:
             raise ConfigError("max_schedule_ahead_seconds must be between 1 and 3650 days")
-        if self.http_listen is not None:
-            host, _, port = self.http_listen.rpartition(":")
-            if not host or not port.isdigit() or int(port) > 65535:
-                raise ConfigError(f"http_listen must be host:port (port 0 picks one), not {self.http_listen!r}")
+        for name in ("http_listen", "health_listen"):
+            address = getattr(self, name)
+            if address is not None:
+                host, _, port = address.rpartition(":")
+                if not host or not port.isdigit() or int(port) > 65535:
+                    raise ConfigError(f"{name} must be host:port (port 0 picks one), not {address!r}")
         try:
             self.allowed_networks()
         except ValueError as error:

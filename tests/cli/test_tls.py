@@ -82,3 +82,13 @@ def test_an_unusable_address_or_tls_option_is_one_line_and_status_2(taskq, monke
     status, out, err = taskq("queue", "list", *options)
     assert status == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_health_probes_a_tls_server_with_the_tls_options_and_fails_without_them(tls_server, files, taskq):
+    cert_file, key_file = files.client_files()
+    address = f"127.0.0.1:{tls_server.port}"
+    status, out, _ = taskq("health", "--server", address, "--ca-file", files.ca_file,
+                           "--cert-file", cert_file, "--key-file", key_file)
+    assert status == 0 and "SERVING" in out
+    status, _, err = taskq("health", "--server", address, "--timeout", "2")
+    assert status == 1 and "UNAVAILABLE" in err

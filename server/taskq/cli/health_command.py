@@ -17,8 +17,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from taskq.cli import errors
-from taskq.cli.connection import common_options, server_address
-from taskq.client import from_rpc_error
+from taskq.cli.connection import common_options, server_address, tls_settings
+from taskq.client import InvalidAddress, InvalidTlsSettings, from_rpc_error
+from taskq.client.channel import create_channel
 
 
 def add_parser(subparsers) -> None:
@@ -34,7 +35,12 @@ def add_parser(subparsers) -> None:
 
 def run(arguments: argparse.Namespace) -> int:
     address = server_address(arguments)
-    with grpc.insecure_channel(address) as channel:
+    try:
+        # The API's address rules and TLS settings: a probe of a TLS server must speak TLS.
+        channel = create_channel(address, tls=tls_settings(arguments))
+    except (InvalidAddress, InvalidTlsSettings) as unusable:
+        return errors.report_usage(str(unusable), json_errors=arguments.json)
+    with channel:
         try:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=arguments.service), timeout=arguments.timeout

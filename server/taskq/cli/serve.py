@@ -56,6 +56,9 @@ def add_parser(subparsers) -> None:
                         help="close connections after this age so clients rebalance; 0 disables (default 3600)")
     parser.add_argument("--http-listen", dest="http_listen",
                         help="host:port of the HTTP port (the App Engine API bridge, POST /rpc_http); unset: none")
+    parser.add_argument("--health-listen", dest="health_listen",
+                        help="host:port of a plain-text port serving only gRPC health, for probes that cannot use "
+                        "TLS (Kubernetes' gRPC probes); unset: none")
     parser.add_argument("--http-allow-networks", dest="http_allow_networks",
                         help="networks HTTP push may reach although not public, comma-separated CIDRs "
                         "(default none: only public addresses)")
