@@ -24,7 +24,7 @@ func ExampleClient_CreateTask() {
 	}
 	defer client.Close()
 
-	task, err := client.CreateTask(ctx, "reports", taskq.TaskSpec{
+	task, err := client.CreateTask(ctx, "go-reports", taskq.TaskSpec{
 		ID:      "q4-report", // de-duplicates
 		Payload: []byte("build Q4"),
 		Tag:     "q4",
@@ -54,7 +54,7 @@ func ExampleClient_ListTasks() {
 	}
 	defer client.Close()
 
-	for task, err := range client.ListTasks(ctx, "reports", taskq.ListTasksOptions{
+	for task, err := range client.ListTasks(ctx, "go-reports", taskq.ListTasksOptions{
 		States: []taskqv1.TaskState{taskqv1.TaskState_TASK_STATE_FAILED},
 	}) {
 		if err != nil {
@@ -72,7 +72,7 @@ func ExampleClient_LeaseTasks() {
 	}
 	defer client.Close()
 
-	tasks, err := client.LeaseTasks(ctx, "reports", taskq.LeaseOptions{
+	tasks, err := client.LeaseTasks(ctx, "go-reports", taskq.LeaseOptions{
 		Duration: time.Minute, MaxTasks: 10, OldestTag: true, Wait: 10 * time.Second,
 	})
 	if err != nil {
@@ -97,7 +97,7 @@ func ExampleNewWorker() {
 	}
 	defer client.Close()
 
-	worker := taskq.NewWorker(client, "emails", func(ctx context.Context, task *taskqv1.Task) error {
+	worker := taskq.NewWorker(client, "go-emails", func(ctx context.Context, task *taskqv1.Task) error {
 		if len(task.GetPayload()) == 0 {
 			return taskq.Permanent(errors.New("empty payload")) // never retried
 		}
@@ -120,7 +120,7 @@ func ExampleNewPullWorker() {
 	}
 	defer client.Close()
 
-	puller := taskq.NewPullWorker(client, "reports", func(ctx context.Context, task *taskqv1.Task) error {
+	puller := taskq.NewPullWorker(client, "go-reports", func(ctx context.Context, task *taskqv1.Task) error {
 		fmt.Printf("building %s\n", task.GetPayload())
 		return nil // deleted; an error releases the task for another lease
 	}, taskq.PullOptions{LeaseDuration: time.Minute, BatchSize: 10, Tag: "q4"})

@@ -20,12 +20,12 @@ README_ADDRESS = "127.0.0.1:50051"
 #: and whether it then keeps running (a worker) until it is sent SIGTERM.
 EXAMPLES: list[tuple[Callable[[str, object], bool], bool]] = [
     (lambda out, server: "welcome-ada is already queued" in out and "100 tasks created" in out, False),
-    (lambda out, server: "sent welcome (attempt 1)" in out and server.stats("emails").tasks_count == 0, True),
-    (lambda out, server: "report monthly for acme" in out and server.stats("reports").tasks_count == 0, True),
-    (lambda out, server: "will be sent to /remind?lang=en" in out and server.stats("webhooks").tasks_count == 1, False),
+    (lambda out, server: "sent welcome (attempt 1)" in out and server.stats("py-emails").tasks_count == 0, True),
+    (lambda out, server: "report monthly for acme" in out and server.stats("py-reports").tasks_count == 0, True),
+    (lambda out, server: "will be sent to /remind?lang=en" in out and server.stats("py-webhooks").tasks_count == 1, False),
     (lambda out, server: out == "", False),  # defines a WSGI application
     (lambda out, server: "100 thumbnails done" in out, False),
-    (lambda out, server: "same request_id again returned" in out and server.stats("invoices").tasks_count == 1, False),
+    (lambda out, server: "same request_id again returned" in out and server.stats("py-invoices").tasks_count == 1, False),
 ]
 
 
@@ -69,5 +69,5 @@ def test_every_python_example_of_the_readme_runs(server, tmp_path):
             assert README_ADDRESS in code
         run_example(code.replace(README_ADDRESS, server.address), lambda out, done=done: done(out, server),
                     runs_until_stopped, tmp_path)
-    assert server.stats("emails").tasks_count == 0
-    assert server.stats("reports").tasks_count == 0
+    assert server.stats("py-emails").tasks_count == 0
+    assert server.stats("py-reports").tasks_count == 0

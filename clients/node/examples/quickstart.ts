@@ -10,7 +10,7 @@ import { createTaskqClient, PullWorker, QueueAlreadyExistsError, Worker } from "
 const client = createTaskqClient({ address: process.env.TASKQ_ADDRESS ?? "127.0.0.1:50051" });
 
 // Two queues (a second run finds them there already).
-for (const [queue, type] of [["emails", "push"], ["reports", "pull"]] as const) {
+for (const [queue, type] of [["node-emails", "push"], ["node-reports", "pull"]] as const) {
   await client.createQueue(queue, { type, maxAttempts: 5 }).catch((error: unknown) => {
     if (!(error instanceof QueueAlreadyExistsError)) throw error;
   });
@@ -18,17 +18,17 @@ for (const [queue, type] of [["emails", "push"], ["reports", "pull"]] as const) 
 
 // Creates made together share one BatchCreateTasks call; each gets its own task back.
 const emails = await Promise.all(
-  ["ada", "grace", "alan"].map((to) => client.createTask("emails", { payload: JSON.stringify({ to }) })),
+  ["ada", "grace", "alan"].map((to) => client.createTask("node-emails", { payload: JSON.stringify({ to }) })),
 );
 console.log(`queued ${emails.length} emails`);
-await client.createTask("reports", { payload: "Q3 revenue", tag: "q3" });
+await client.createTask("node-reports", { payload: "Q3 revenue", tag: "q3" });
 
 // Push: the server streams tasks to the worker; a handler that resolves acks its task, one
 // that throws nacks it (retried with backoff; throw PermanentError to give up at once).
 const sent = new Set<string>();
 const worker = new Worker(
   client,
-  "emails",
+  "node-emails",
   async (task) => {
     const { to } = JSON.parse(new TextDecoder().decode(task.payload)) as { to: string };
     console.log(`sending to ${to} (attempt ${task.attemptCount})`);
@@ -42,7 +42,7 @@ await worker.run(); // until stop(), SIGTERM handling is yours: process.once("SI
 // Pull: lease → handle → delete, with the lease extended while the handler runs.
 const reports = new PullWorker(
   client,
-  "reports",
+  "node-reports",
   async (task) => {
     console.log(`building report ${new TextDecoder().decode(task.payload)} (tag ${task.tag})`);
     void reports.stop(); // demo: one task is enough

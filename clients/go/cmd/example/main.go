@@ -38,12 +38,12 @@ func run(ctx context.Context, addr string) error {
 	defer client.Close()
 
 	// A push queue: the server streams its tasks to workers.
-	_, err = client.CreateQueue(ctx, "emails", taskq.QueueConfig{Type: taskq.PushQueue})
+	_, err = client.CreateQueue(ctx, "go-emails", taskq.QueueConfig{Type: taskq.PushQueue})
 	if err != nil && !errors.Is(err, taskq.ErrQueueAlreadyExists) {
 		return err
 	}
 	for _, to := range []string{"ada@example.com", "alan@example.com"} {
-		if _, err := client.CreateTask(ctx, "emails", taskq.TaskSpec{Payload: []byte(to)}); err != nil {
+		if _, err := client.CreateTask(ctx, "go-emails", taskq.TaskSpec{Payload: []byte(to)}); err != nil {
 			return err
 		}
 	}
@@ -52,7 +52,7 @@ func run(ctx context.Context, addr string) error {
 	// after two emails). nil acknowledges the task; an error is retried with backoff.
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	var sent atomic.Int32
-	worker := taskq.NewWorker(client, "emails", func(ctx context.Context, task *taskqv1.Task) error {
+	worker := taskq.NewWorker(client, "go-emails", func(ctx context.Context, task *taskqv1.Task) error {
 		fmt.Printf("email to %s\n", task.GetPayload())
 		if sent.Add(1) == 2 {
 			stopWorker()
@@ -64,17 +64,17 @@ func run(ctx context.Context, addr string) error {
 	}
 
 	// A pull queue: workers lease its tasks, optionally by tag, and delete them when done.
-	_, err = client.CreateQueue(ctx, "reports", taskq.QueueConfig{Type: taskq.PullQueue})
+	_, err = client.CreateQueue(ctx, "go-reports", taskq.QueueConfig{Type: taskq.PullQueue})
 	if err != nil && !errors.Is(err, taskq.ErrQueueAlreadyExists) {
 		return err
 	}
 	for _, quarter := range []string{"q3", "q4"} {
 		spec := taskq.TaskSpec{Payload: []byte("report " + quarter), Tag: quarter}
-		if _, err := client.CreateTask(ctx, "reports", spec); err != nil {
+		if _, err := client.CreateTask(ctx, "go-reports", spec); err != nil {
 			return err
 		}
 	}
-	tasks, err := client.LeaseTasks(ctx, "reports", taskq.LeaseOptions{Duration: time.Minute, MaxTasks: 10, Tag: "q3"})
+	tasks, err := client.LeaseTasks(ctx, "go-reports", taskq.LeaseOptions{Duration: time.Minute, MaxTasks: 10, Tag: "q3"})
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func run(ctx context.Context, addr string) error {
 
 	// Or the pull loop: lease → handle → delete, extending leases while handlers run.
 	pullCtx, stopPulling := context.WithCancel(ctx)
-	puller := taskq.NewPullWorker(client, "reports", func(ctx context.Context, task *taskqv1.Task) error {
+	puller := taskq.NewPullWorker(client, "go-reports", func(ctx context.Context, task *taskqv1.Task) error {
 		fmt.Printf("%s, from the pull loop\n", task.GetPayload())
 		stopPulling()
 		return nil
