@@ -9,7 +9,14 @@ The JSON document has the same keys for every failure, so that a script can alwa
 `code` is the gRPC status code's name; `reason` the server's stable ErrorInfo reason ("" when
 the failure came from the transport or the client's deadline, "USAGE" for a usage error of the
 command); `details` the google.rpc.Status details as protobuf's JSON mapping (empty when there
-are none). The exit status is the same with or without `--json`.
+are none). The exit status is the same with or without `--json`:
+
+    0    done
+    1    the server refused the call or could not be reached; or a confirmation was declined
+         (CANCELLED NOT_CONFIRMED, see cli/confirmation.py)
+    2    a usage error
+    130  interrupted (Ctrl-C)
+    141  stdout closed before the output was written (`| head`; see cli/main.py), quietly
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ app.py builds an Engine on a store factory and hands it to the API servicers; te
 same with a FakeClock and call the loops' run_once themselves.
 
 The engine also listens to its database (store/database.py): committed changes wake the
-queues' waiters and give streams their credit back; a storage failure (a failed fsync, a full
+queues' waiters, give streams their credit back and report what they did to `events`'
+subscribers (core/events.py: metrics, an event log); a storage failure (a failed fsync, a full
 disk) takes the engine out of service, ends every stream, reopens the database until that
 works (RocksDB recovers from its write-ahead log) and puts it back in service.
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from taskq.core.activity import Activity
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock, SystemClock
 from taskq.core.dispatch import Dispatchers
 from taskq.core.errors import StorageUnavailable, TaskqError
+from taskq.core.events import Event, Events
 from taskq.core.janitor import Janitor
 from taskq.core.limits import ServerLimits
 from taskq.core.purger import Purger
@@ -62,6 +64,8 @@ class Engine:
         self.limits = limits or ServerLimits()
         self.wakeups = Wakeups(self.clock)
         self.activity = Activity(self.clock)
+        #: Who hears what committed changes did: subscribe before start() to hear everything.
+        self.events = Events()
         if database is None:
             assert open_store is not None, "an Engine needs a store factory or a database"
             database = CommitLoop(open_store, durability, space=space)
@@ -171,6 +175,10 @@ class Engine:
 
     def housekeeping_due(self, at_us: int) -> None:
         self.janitor.alarm.poke(at_us)
+
+    @property
+    def report_events(self) -> Callable[[Sequence[Event]], None] | None:
+        return self.events.publish if self.events.wanted else None
 
     def storage_failed(self, reason: str) -> None:
         if self._recovery is None or self._recovery.done():

@@ -15,6 +15,7 @@ import logging
 from taskq.core import transitions
 from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock
+from taskq.core.events import QueueEvent, record_queue_event
 from taskq.core.loop import BackgroundLoop
 from taskq.core.model import Queue
 from taskq.store.database import Change, Database
@@ -96,6 +97,8 @@ class Purger(BackgroundLoop):
             last = task.task_id
             if examined >= self.CHUNK:
                 return examined, last, False
+        if current.purging:  # (two passes can reach the end of one purge)
+            record_queue_event(change, QueueEvent.PURGE_FINISHED, current.queue_id, now_us)
         current.purging = False
         txn.put_queue(current)
         change.wake(current.queue_id)

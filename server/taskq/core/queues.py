@@ -1,4 +1,6 @@
-"""Queue administration: create, configure, pause, resume, purge, delete, and statistics."""
+"""Queue administration: create, configure, pause, resume, purge, delete, and statistics.
+
+Each change of a queue's life cycle is recorded for the event subscribers (core/events.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Callable
 from taskq.core.activity import Activity
 from taskq.core.clock import Clock
 from taskq.core.errors import InvalidArgument, QueueAlreadyExists, QueueInUse, QueueNotFound
+from taskq.core.events import QueueEvent, record_queue_event
 from taskq.core.model import Queue, QueueState, QueueType
 from taskq.core.purger import Purger
 from taskq.core.wakeups import Wakeups
@@ -136,6 +139,7 @@ class Queues:
             created.purge_time_us = 0
             txn.put_queue(created)
             self._tell(change, created.queue_id)
+            record_queue_event(change, QueueEvent.CREATE, created.queue_id, now_us)
             return created
 
         return await self._db.write(mutation)
@@ -169,6 +173,7 @@ class Queues:
             change.txn.put_queue(updated)
             change.wake(queue_id)
             self._tell(change, queue_id)
+            record_queue_event(change, QueueEvent.UPDATE, queue_id, updated.update_time_us, ",".join(changed))
             return updated
 
         return await self._db.write(mutation)
@@ -230,6 +235,10 @@ class Queues:
             )
         change.txn.put_queue(declared)
         change.wake(queue.queue_id)
+        record_queue_event(change, QueueEvent.CREATE if current is None else QueueEvent.UPDATE, queue.queue_id, now_us)
+        if current is not None and current.state is not declared.state:
+            paused = declared.state is QueueState.PAUSED
+            record_queue_event(change, QueueEvent.PAUSE if paused else QueueEvent.RESUME, queue.queue_id, now_us)
         return declared
 
     async def set_state(self, queue_id: str, state: QueueState) -> Queue:
@@ -240,6 +249,8 @@ class Queues:
                 queue.update_time_us = self._clock.now_us()
                 change.txn.put_queue(queue)
                 change.wake(queue_id)
+                kind = QueueEvent.PAUSE if state is QueueState.PAUSED else QueueEvent.RESUME
+                record_queue_event(change, kind, queue_id, queue.update_time_us)
             return queue
 
         return await self._db.write(mutation)
@@ -256,6 +267,7 @@ class Queues:
             change.txn.delete_queue(queue)
             change.wake(queue_id)
             change.on_commit(lambda: self._activity.forget(queue_id))
+            record_queue_event(change, QueueEvent.DELETE, queue_id, self._clock.now_us())
 
         await self._db.write(mutation)
 
@@ -273,6 +285,7 @@ class Queues:
             queue.purging = True
             change.txn.put_queue(queue)
             change.wake(queue_id)
+            record_queue_event(change, QueueEvent.PURGE, queue_id, queue.purge_time_us)
             return queue, count
 
         queue, count = await self._db.write(record)

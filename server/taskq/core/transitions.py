@@ -12,7 +12,8 @@ A task created at or before its queue's purge time is purged: no transition find
 deleted by the purger, or by whichever transition meets it first), so a purge takes effect the
 moment it is recorded, however long the deleting takes.
 
-Every function runs inside a mutation (store/database.py) and writes through its Change.
+Every function runs inside a mutation (store/database.py) and writes through its Change, which
+also reports each move, once committed, to the engine's event subscribers (core/events.py).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+from taskq.core import events
 from taskq.core.errors import Code, LeaseLost, TaskAlreadyExists, TaskLeased, TaskNotFound, TaskTombstoned
 from taskq.core.identifiers import new_lease_token, new_task_id
 from taskq.core.limits import task_message_bound
-from taskq.core.model import Attempt, LeaseEntry, Queue, QueueType, Stage, Task
+from taskq.core.model import Attempt, LeaseEntry, Queue, QueueType, Stage, Task, TaskState
 from taskq.core.retry import backoff_us, effective_policy, exhausted
 from taskq.core.states import Event, transition
 from taskq.core.timefmt import format_us
@@ -86,12 +88,17 @@ def prefetch_by_queue(change: Change, tasks: list[tuple[int, str]]) -> None:
 # The mechanism ------------------------------------------------------------------------------
 
 
-def _move(change: Change, queue: Queue, before: Task | None, event: Event, after: Task | None, now_us: int) -> None:
+def _move(
+    change: Change, queue: Queue, before: Task | None, event: Event, after: Task | None, now_us: int, related: str = ""
+) -> None:
     """Takes a task from `before` (None: no task yet) to `after` (None: deleted), after the
-    state table has allowed the event between their actual states, and writes it."""
+    state table has allowed the event between their actual states, and writes it; records the
+    event for the subscribers (`related`: see core/events.py's Event)."""
     source = before.state(now_us) if before is not None else None
     target = after.state(now_us) if after is not None else None
     transition(source, event, target)
+    if change.report is not None:
+        _record(change, queue, before, event, after, target, now_us, related)
     txn = change.txn
     if before is not None and before.stage is Stage.LEASED and (after is None or after.stage is not Stage.LEASED):
         change.lease_ended(queue.queue_id, before.task_id, before.lease_token)
@@ -107,6 +114,21 @@ def _move(change: Change, queue: Queue, before: Task | None, event: Event, after
     if before.named and queue.tombstone_ttl_us > 0:
         txn.put_tombstone(queue, before.task_id, now_us + queue.tombstone_ttl_us)
         change.housekeeping_due(now_us + queue.tombstone_ttl_us)
+
+
+def _record(
+    change: Change, queue: Queue, before: Task | None, event: Event, after: Task | None, target: TaskState | None,
+    now_us: int, related: str,
+) -> None:
+    task = after if after is not None else before
+    assert task is not None
+    since_us = 0
+    if before is not None:
+        if event is Event.LEASE:
+            since_us = before.schedule_time_us
+        elif event is Event.ACK:
+            since_us = before.create_time_us
+    change.record(events.Event(event, queue.queue_id, task.task_id, target, now_us, since_us, task.attempt_count, related))
 
 
 def _promote_once(change: Change, queue: Queue, now_us: int) -> None:
@@ -331,9 +353,9 @@ def dead_letter(
         tag=task.tag,
         http=task.http,
     )
-    _move(change, queue, task, event, None, now_us)
+    _move(change, queue, task, event, None, now_us, task_name(dead_letter_queue.queue_id, task_id))
     _promote_once(change, dead_letter_queue, now_us)
-    _move(change, dead_letter_queue, None, Event.DEAD_LETTER, moved, now_us)
+    _move(change, dead_letter_queue, None, Event.DEAD_LETTER, moved, now_us, attributes[ORIGINAL_TASK_ATTRIBUTE])
     change.wake(dead_letter_queue.queue_id)
     return moved
 

@@ -222,12 +222,13 @@ class CommitLoop:
         ended: dict[str, list[tuple[str, str]]] = {}
         due_us: int | None = None
         durable_pending = False  # a durable mutation's writes are applied, not yet synced
+        report = self.listener.report_events if self.listener is not None else None
         for index, (mutation, future, durable) in enumerate(group):
             if future.cancelled():
                 # The caller went away before its turn: nothing was promised, nothing is done.
                 continue
             txn = store.begin()
-            change = Change(txn)
+            change = Change(txn, report)
             try:
                 result = mutation(change)
                 store.apply(txn)

@@ -12,14 +12,15 @@ its writes are committed and durable. How that is achieved is the engine's busin
   from the start when the database reports a serialization failure or a deadlock.
 
 So a mutation must be a plain function of the Change: it may run more than once, and only
-its Change's hooks (`on_commit`, `wake`, `lease_ended`) may act on the world, after the commit.
+its Change's hooks (`on_commit`, `wake`, `lease_ended`, `record`) may act on the world, after the
+commit.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from taskq.store.base import Reader, Txn
 from taskq.store.disk import DiskSpace
@@ -44,10 +45,15 @@ class Durability(enum.Enum):
 class Change:
     """A mutation's handle: the transaction, and what to do once it is committed."""
 
-    __slots__ = ("txn", "after_commit", "woken", "ended", "promoted", "due_us")
+    __slots__ = ("txn", "after_commit", "woken", "ended", "promoted", "due_us", "report", "events")
 
-    def __init__(self, txn: Txn) -> None:
+    def __init__(self, txn: Txn, report: Callable[[list[Any]], None] | None = None) -> None:
         self.txn = txn
+        #: Hears the events this change records, once it is committed (the listener's
+        #: `report_events`); None when nobody listens, and then nothing is recorded.
+        self.report = report
+        #: What the change did (core/events.py Events), in order; None until one is recorded.
+        self.events: list[Any] | None = None
         #: Storage ids of queues whose counters this change has promoted (once per change:
         #: see Txn.promote).
         self.promoted: set[int] = set()
@@ -78,6 +84,18 @@ class Change:
         """After the commit, tell whoever tracks the lease (a push stream) that it ended."""
         self.ended.setdefault(queue_id, []).append((task_id, lease_token))
 
+    def record(self, event: Any) -> None:
+        """After the commit, report `event` (a core/events.py Event) with the change's others,
+        by one after-commit hook. Callers skip building the event when `report` is None."""
+        events = self.events
+        if events is None:
+            report = self.report
+            if report is None:
+                return
+            events = self.events = []
+            self.after_commit.append(lambda: report(events))
+        events.append(event)
+
 
 Mutation = Callable[[Change], T]
 
@@ -99,6 +117,12 @@ class Listener(Protocol):
 
     def storage_failed(self, reason: str) -> None:
         """The storage failed: nothing more can be written until `Database.reopen` succeeds."""
+        ...
+
+    @property
+    def report_events(self) -> Callable[[list[Any]], None] | None:
+        """Hears the events of each committed change (given to each Change; see
+        Change.record), or None when nobody wants them."""
         ...
 
 

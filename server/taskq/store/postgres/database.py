@@ -28,7 +28,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -157,7 +157,10 @@ class PgDatabase:
         synchronous = durable and self._durability is Durability.FSYNC
         loop = asyncio.get_running_loop()
         try:
-            result, change = await loop.run_in_executor(self._threads, self._transact, store, mutation, synchronous)
+            report = self.listener.report_events if self.listener is not None else None
+            result, change = await loop.run_in_executor(
+                self._threads, self._transact, store, mutation, synchronous, report
+            )
         except TaskqError:
             raise
         except QueryError as error:
@@ -188,11 +191,13 @@ class PgDatabase:
         return result
 
     @staticmethod
-    def _transact(store: PgStore, mutation: Mutation[T], synchronous: bool) -> tuple[T, Change]:
+    def _transact(
+        store: PgStore, mutation: Mutation[T], synchronous: bool, report: Callable[[list[Any]], None] | None
+    ) -> tuple[T, Change]:
         """Runs the mutation in a transaction (in a worker thread), again after each conflict."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             txn = store.begin()
-            change = Change(txn)
+            change = Change(txn, report)
             try:
                 if not synchronous:
                     txn.conn.execute("SET LOCAL synchronous_commit = off")
