@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
+from importlib import metadata
 
 import pytest
 
@@ -53,10 +55,11 @@ def test_version_option_and_command_print_this_commands_version(capsys):
     line = capsys.readouterr().out
     assert main(["version"]) == 0
     assert capsys.readouterr().out == line
-    assert line.startswith("taskq 0.1.0 (this command; taskq-client 0.1.0, Python ")
+    installed = metadata.version("taskq"), metadata.version("taskq-client")
+    assert line == f"taskq {installed[0]} (this command; taskq-client {installed[1]}, Python {platform.python_version()})\n"
     assert main(["version", "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert (found["taskq"], found["taskq-client"]) == ("0.1.0", "0.1.0")
+    assert (found["taskq"], found["taskq-client"], found["python"]) == (*installed, platform.python_version())
 
 
 def test_a_usage_error_under_json_is_a_json_document_with_status_2(capsys):
