@@ -47,3 +47,11 @@ def v2_client(app_server):
     channel = grpc.insecure_channel(app_server.address)
     yield tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     channel.close()
+
+
+@pytest.fixture
+def v2beta2_client(server):
+    """Google's v2beta2 client on a plain server (no App Engine app)."""
+    from cloudtasks.helpers import client_for
+
+    return client_for(server)

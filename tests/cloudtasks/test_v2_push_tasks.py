@@ -3,33 +3,23 @@ v2beta2's), bodies, sizes and URLs, with the limits Cloud Tasks documents."""
 
 from __future__ import annotations
 
-import datetime
 from urllib.parse import urlsplit
 
 import grpc
 import pytest
+from cloudtasks.helpers import PARENT, ahead, reason
 from google.api_core import exceptions
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from support.engines import engine_settings
 
-from harness import ServerHarness, error_reason, eventually
+from harness import ServerHarness, eventually
 
-PARENT = "projects/my-project/locations/us-central1"
 FULL = tasks_v2.Task.View.FULL
 
 
 def make_queue(client, queue_id="q"):
     return client.create_queue(parent=PARENT, queue={"name": f"{PARENT}/queues/{queue_id}"})
-
-
-def reason(error: exceptions.GoogleAPICallError) -> str:
-    assert isinstance(error.response, grpc.RpcError)
-    return error_reason(error.response)
-
-
-def later() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
 
 
 @pytest.fixture
@@ -48,7 +38,7 @@ def test_app_engine_tasks_routed_to_a_service_go_there_and_read_back_with_their_
     client = v2_client
     queue = make_queue(client)
     task = client.create_task(request={"parent": queue.name, "response_view": FULL, "task": {
-        "schedule_time": later(),
+        "schedule_time": ahead(3600),
         "app_engine_http_request": {"relative_uri": "/resize?size=2", "app_engine_routing": {"service": "worker"},
                                     "body": b"img"},
     }})
@@ -85,7 +75,7 @@ def test_app_engine_routing_names_versions_and_a_service_nobody_serves_goes_to_t
 def test_an_app_engine_body_needs_post_or_put_and_x_google_headers_are_refused(v2_client):
     client = v2_client
     queue = make_queue(client)
-    client.create_task(parent=queue.name, task={"schedule_time": later(), "app_engine_http_request": {
+    client.create_task(parent=queue.name, task={"schedule_time": ahead(3600), "app_engine_http_request": {
         "relative_uri": "/put", "http_method": tasks_v2.HttpMethod.PUT, "body": b"x"}})
     for request in (
         {"relative_uri": "/patch", "http_method": tasks_v2.HttpMethod.PATCH, "body": b"x"},
@@ -95,7 +85,7 @@ def test_an_app_engine_body_needs_post_or_put_and_x_google_headers_are_refused(v
         with pytest.raises(exceptions.InvalidArgument):
             client.create_task(parent=queue.name, task={"app_engine_http_request": request})
     # An HTTP task may have a PATCH body.
-    client.create_task(parent=queue.name, task={"schedule_time": later(), "http_request": {
+    client.create_task(parent=queue.name, task={"schedule_time": ahead(3600), "http_request": {
         "url": "https://worker.example.com/patch", "http_method": tasks_v2.HttpMethod.PATCH, "body": b"x"}})
 
 
@@ -104,7 +94,7 @@ def test_task_size_is_limited_as_cloud_tasks_does(v2_client):
     queue = make_queue(client)
     url = "https://worker.example.com/big"
     app_engine_limit = 100 * 1024  # body, URL and headers together
-    client.create_task(parent=queue.name, task={"schedule_time": later(), "app_engine_http_request": {
+    client.create_task(parent=queue.name, task={"schedule_time": ahead(3600), "app_engine_http_request": {
         "relative_uri": "/big", "body": b"x" * (app_engine_limit - len("/big"))}})
     with pytest.raises(exceptions.InvalidArgument) as refused:
         client.create_task(parent=queue.name, task={"app_engine_http_request": {
@@ -112,7 +102,7 @@ def test_task_size_is_limited_as_cloud_tasks_does(v2_client):
     assert reason(refused.value) == "TASK_TOO_LARGE"
     # HTTP tasks: the server's --max-task-bytes (1 MiB), their URL and User-Agent included.
     headers = len(url) + len("User-Agent") + len("Google-Cloud-Tasks")
-    client.create_task(parent=queue.name, task={"schedule_time": later(), "http_request": {
+    client.create_task(parent=queue.name, task={"schedule_time": ahead(3600), "http_request": {
         "url": url, "body": b"x" * (1024 * 1024 - headers)}})
     with pytest.raises(exceptions.InvalidArgument) as refused:
         client.create_task(parent=queue.name, task={"http_request": {"url": url, "body": b"x" * (3 * 1024 * 1024)}})
@@ -124,7 +114,7 @@ def test_urls_may_be_2048_bytes_long(v2_client):
     queue = make_queue(client)
     base = "https://worker.example.com/"
     client.create_task(parent=queue.name, task={"http_request": {"url": base + "a" * (2048 - len(base))},
-                                                "schedule_time": later()})
+                                                "schedule_time": ahead(3600)})
     for task in ({"http_request": {"url": base + "a" * (2049 - len(base))}},
                  {"app_engine_http_request": {"relative_uri": "/" + "a" * 2048}}):
         with pytest.raises(exceptions.InvalidArgument) as refused:

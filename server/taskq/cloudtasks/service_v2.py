@@ -3,10 +3,7 @@ field with its status). Errors are taskq's, with Cloud Tasks' codes: NOT_FOUND, 
 (a task name in use or used within the queue's tombstone TTL), INVALID_ARGUMENT,
 FAILED_PRECONDITION.
 
-Cloud Tasks deletes a task whose attempts ran out; taskq keeps it FAILED for the queue's
-task_ttl (taskq.v1 shows it and can run it again). Through this API such a task is gone: not
-listed, and NOT_FOUND to GetTask, DeleteTask and RunTask. Its name stays taken, as a deleted
-task's name does in Cloud Tasks."""
+A task whose attempts ran out is gone through this API, as in Cloud Tasks (live_tasks.py)."""
 
 from __future__ import annotations
 
@@ -24,26 +21,19 @@ from taskq.cloudtasks import names
 from taskq.cloudtasks import v2_messages as m
 from taskq.cloudtasks.appengine_routing import AppEngine
 from taskq.cloudtasks.iam import IamMethods
+from taskq.cloudtasks.live_tasks import LIVE_TASKS, live_task
 from taskq.core import limits, pagination
 from taskq.core.errors import (
     InvalidArgument,
     QueueAlreadyExists,
     QueueNotFound,
-    TaskNotFound,
     TaskqError,
     Unimplemented,
 )
-from taskq.core.filter import TaskFilter
-from taskq.core.model import Queue, QueueState, QueueType, Stage, Task, TaskState
+from taskq.core.model import Queue, QueueState, QueueType, Task
 from taskq.core.tasks import DeleteRequest, NewTask
-from taskq.core.transitions import task_name
 
 SERVICE = "google.cloud.tasks.v2.CloudTasks"
-
-
-
-#: The tasks Cloud Tasks still has: every state but FAILED (see the module's docstring).
-LIVE_TASKS = TaskFilter(states=frozenset({TaskState.SCHEDULED, TaskState.READY, TaskState.LEASED}))
 
 
 def _pb(proto_plus_class: Any) -> Any:
@@ -103,11 +93,7 @@ class CloudTasksV2(IamMethods):
         return names.check_visible(queue, parent), parent
 
     async def _live_task(self, queue_id: str, task_id: str) -> Task:
-        """The task, NOT_FOUND when it is FAILED: Cloud Tasks would have deleted it."""
-        task = await self._engine.get().tasks.get(queue_id, task_id)
-        if task.stage is Stage.FAILED:
-            raise TaskNotFound(task_name(queue_id, task_id))
-        return task
+        return await live_task(self._engine.get(), queue_id, task_id)
 
     # Queues -----------------------------------------------------------------------------------
 

@@ -9,6 +9,9 @@ A pull task's lease is named by its schedule_time, which a lease sets to the lea
 taskq names leases by a token. AcknowledgeTask, RenewLease and CancelLease read the task,
 compare its lease's expiry with the given schedule_time and act with the task's own token (as
 taskq/appengine/taskqueue.py does for the App Engine SDK's ETAs).
+
+A task whose attempts ran out (pull tasks: leases) is gone through this API, as in Cloud Tasks
+(live_tasks.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from taskq.cloudtasks import v2beta2_messages as m
 from taskq.cloudtasks import v2beta2_tasks as t
 from taskq.cloudtasks.appengine_routing import AppEngine
 from taskq.cloudtasks.iam import IamMethods
+from taskq.cloudtasks.live_tasks import LIVE_TASKS, live_task
 from taskq.core import limits, pagination
 from taskq.core.errors import (
     FailedPrecondition,
@@ -44,12 +48,10 @@ from taskq.core.errors import (
     TaskqError,
     WrongQueueType,
 )
-from taskq.core.filter import TaskFilter
 from taskq.core.model import US_PER_SECOND, Queue, QueueState, QueueType, Stage, Task
 from taskq.core.tasks import DeleteRequest
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
-
 
 
 def _format_us(time_us: int) -> str:
@@ -318,7 +320,7 @@ class CloudTasksV2Beta2(IamMethods):
         size = min(request.page_size or m.MAX_TASK_PAGE, m.MAX_TASK_PAGE)
         arguments = ("cloudtasks.v2beta2.tasks", request.parent, str(view))
         after = pagination.decode(request.page_token, arguments, engine.page_token_key, limits.TASK_ID_PATTERN)
-        tasks, resume_after = await engine.tasks.page(queue.queue_id, TaskFilter(), after, size,
+        tasks, resume_after = await engine.tasks.page(queue.queue_id, LIVE_TASKS, after, size,
                                                       payloads=view == m.VIEW_FULL)
         response = _pb(tasks_v2beta2.ListTasksResponse)(tasks=[self._task_pb(t, queue, parent, view) for t in tasks])
         if resume_after:
@@ -330,7 +332,7 @@ class CloudTasksV2Beta2(IamMethods):
     async def GetTask(self, request, context):
         queue, parent, task_id = await self._task_queue(request.name)
         view = t.view(request.response_view, "response_view")
-        return self._task_pb(await self._engine.get().tasks.get(queue.queue_id, task_id), queue, parent, view)
+        return self._task_pb(await live_task(self._engine.get(), queue.queue_id, task_id), queue, parent, view)
 
     @guarded
     @names.cloud_names
@@ -352,6 +354,8 @@ class CloudTasksV2Beta2(IamMethods):
     @names.cloud_names
     async def DeleteTask(self, request, context):
         queue, _, task_id = await self._task_queue(request.name)
+        # A task that fails between this read and the delete is deleted, as Cloud Tasks would.
+        await live_task(self._engine.get(), queue.queue_id, task_id)
         [error] = await self._engine.get().tasks.delete(queue.queue_id, [DeleteRequest(task_id)])
         if error is not None:
             raise error
@@ -365,8 +369,8 @@ class CloudTasksV2Beta2(IamMethods):
         engine = self._engine.get()
         queue, parent, task_id = await self._task_queue(request.name)
         view = t.view(request.response_view, "response_view")
+        task = await live_task(engine, queue.queue_id, task_id)  # NOT_FOUND first, as for any task
         if queue.type is QueueType.PULL:
-            task = await engine.tasks.get(queue.queue_id, task_id)  # NOT_FOUND first, as for any task
             raise FailedPrecondition(
                 f"{names.task_name(queue, parent, task.task_id)} is a pull task: RunTask cannot be called on pull "
                 "tasks (lease them with LeaseTasks)", reason="PULL_TASK",
@@ -406,7 +410,7 @@ class CloudTasksV2Beta2(IamMethods):
                                         "RenewLease", "REQUIRED_FIELD")
         given_us = validate.timestamp_us(request.schedule_time, "schedule_time")
         self._pull_queue(queue, parent, call)
-        task = await self._engine.get().tasks.get(queue.queue_id, task_id)
+        task = await live_task(self._engine.get(), queue.queue_id, task_id)
         name = names.task_name(queue, parent, task_id)
         if task.stage is not Stage.LEASED or not task.lease_token:
             raise LeaseLost(name, "the task is not leased (its lease expired or was cancelled, or it was never leased)")
