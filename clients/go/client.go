@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	taskqv1 "github.com/taskq/taskq/clients/go/gen/taskq/v1"
@@ -68,15 +67,35 @@ type Option func(*clientSettings)
 
 type clientSettings struct {
 	credentials credentials.TransportCredentials
+	tls         *TLSSettings // nil: none given
+	token       string
 	dialOptions []grpc.DialOption
 	batching    *BatchSettings // nil: off
 	retry       *CallRetry     // nil: off
 }
 
-// WithTransportCredentials connects with TLS (or other) credentials instead of plain text.
-// Only [Dial] uses it.
+// WithTransportCredentials connects with credentials of the caller's making (TLS or other)
+// instead of those the address and [WithTLS] would choose; not with [WithTLS], nor with an
+// http:// address unless they are insecure ones. Only [Dial] uses it.
 func WithTransportCredentials(creds credentials.TransportCredentials) Option {
 	return func(s *clientSettings) { s.credentials = creds }
+}
+
+// WithTLS connects over TLS with these settings (a CA file, a client certificate for mTLS, a
+// server name), whatever the address's form; an https:// address means TLS without them (the
+// system's CAs). The files are read by [Dial], which names a file it cannot use. Only [Dial]
+// uses it; for [NewClient], see [TLSSettings.Credentials].
+func WithTLS(settings TLSSettings) Option {
+	return func(s *clientSettings) { s.tls = &settings }
+}
+
+// WithToken sends "authorization: Bearer <token>" with every call, the push Worker's streams
+// included; "" sends none (so WithToken(os.Getenv("TASKQ_TOKEN")) is fine when it is unset).
+// The token goes over whatever the connection is: use TLS beyond a trusted network or
+// sidecar. A token with spaces, control or non-ASCII characters is refused by [Dial] (with
+// [NewClient], its calls fail) with [ErrInvalidToken].
+func WithToken(token string) Option {
+	return func(s *clientSettings) { s.token = token }
 }
 
 // WithDialOptions adds gRPC dial options (interceptors, per-RPC credentials, a custom
@@ -97,22 +116,29 @@ func WithoutBatching() Option {
 	return func(s *clientSettings) { s.batching = nil }
 }
 
-// Dial returns a client for the server at address (host:port). It does not wait for the
-// connection: gRPC connects in the background, and calls wait for it (failing with
-// UNAVAILABLE once their retries are spent, if the server cannot be reached). ctx is only
-// checked, not kept. Close the client when done.
+// Dial returns a client for the server at address: host:port, a bare host (port 50051),
+// https://host[:port] (TLS, 443 without a port), http://host[:port], dns:///host[:port],
+// unix:path or an ipv4:/ipv6: list (see [Address]). A malformed address returns an error
+// matching [ErrInvalidAddress], TLS settings that cannot be used one matching
+// [ErrInvalidTLSSettings]. It does not wait for the connection: gRPC connects in the
+// background, and calls wait for it (failing with UNAVAILABLE once their retries are spent, if
+// the server cannot be reached, or refuses the TLS handshake). ctx is only checked, not kept.
+// Close the client when done.
 func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s := settingsOf(opts)
-	creds := s.credentials
-	if creds == nil {
-		creds = insecure.NewCredentials()
+	if s.token != "" && !validToken(s.token) {
+		return nil, ErrInvalidToken
 	}
-	dialOptions := append(DialOptions(), grpc.WithTransportCredentials(creds))
+	target, connection, err := connectionOptions(address, s)
+	if err != nil {
+		return nil, err
+	}
+	dialOptions := append(DialOptions(), connection...)
 	dialOptions = append(dialOptions, s.dialOptions...)
-	conn, err := grpc.NewClient(address, dialOptions...)
+	conn, err := grpc.NewClient(target, dialOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("taskq: dial %s: %w", address, err)
 	}
@@ -138,11 +164,13 @@ func settingsOf(opts []Option) *clientSettings {
 }
 
 func newClient(conn grpc.ClientConnInterface, s *clientSettings) *Client {
-	c := &Client{conn: conn, closing: make(chan struct{})}
+	c := &Client{conn: withToken(conn, s.token), closing: make(chan struct{})}
 	calls := conn
 	if s.retry != nil {
 		calls = &retryingConn{ClientConnInterface: conn, policy: s.retry.withDefaults(), closed: c.closing}
 	}
+	// Outside the retries, which resend the call's context, metadata included.
+	calls = withToken(calls, s.token)
 	c.tasks = taskqv1.NewTaskServiceClient(calls)
 	c.queues = taskqv1.NewQueueServiceClient(calls)
 	if s.batching != nil {
@@ -197,7 +225,7 @@ func (c *Client) Close() error {
 }
 
 // Conn is the client's connection, for calls to other services on the same server (health,
-// reflection).
+// reflection); they carry the client's token.
 func (c *Client) Conn() grpc.ClientConnInterface { return c.conn }
 
 // TaskService is the generated TaskService stub on the client's connection, for what the

@@ -17,6 +17,11 @@
 //   - HTTP push: [HTTPTarget] and [HTTPRequest] for queues that deliver tasks as HTTP
 //     requests, and [VerifyRequest] / [VerifySignature] for the services that receive them.
 //
+// Connecting: [Dial] reads the address by the rules all taskq clients share ([Address]: a bare
+// host means port 50051, https:// means TLS, dns:///, unix: and ipv4:/ipv6: lists as gRPC has
+// them, anything malformed refused at once), connects over TLS or mTLS with [WithTLS], and
+// sends a bearer token with every call and stream with [WithToken].
+//
 // Names: methods accept a queue as an id ("emails") or a full name ("queues/emails"); tasks
 // are named by their full name ("queues/emails/tasks/abc"), as the server returns them.
 package taskq

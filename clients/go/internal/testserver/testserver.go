@@ -63,6 +63,7 @@ type Server struct {
 	Addr string
 
 	bin     string
+	env     []string // added to the environment: KEY=value
 	dataDir string
 	ownsDir bool
 	cmd     *exec.Cmd
@@ -72,6 +73,12 @@ type Server struct {
 
 // Start runs a server on a free port of 127.0.0.1 with a new temporary data directory.
 func Start() (*Server, error) {
+	return StartWithEnv()
+}
+
+// StartWithEnv is Start with settings in the server's environment (KEY=value), e.g.
+// TASKQ_TLS_CERT_FILE=server.pem.
+func StartWithEnv(env ...string) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -80,7 +87,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, dataDir: dir, ownsDir: true}
+	s := &Server{bin: bin, env: env, dataDir: dir, ownsDir: true}
 	if err := s.start("127.0.0.1:0"); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -92,6 +99,7 @@ func (s *Server) start(listen string) error {
 	s.output = &lockedBuffer{}
 	cmd := exec.Command(s.bin, "serve", "--listen", listen, "--data-dir", s.dataDir, "--durability", "nosync",
 		"--grace-period-seconds", "5")
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stderr = s.output
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
