@@ -120,3 +120,43 @@ def test_urls_may_be_2048_bytes_long(v2_client):
         with pytest.raises(exceptions.InvalidArgument) as refused:
             client.create_task(parent=queue.name, task=task)
         assert reason(refused.value) == "URL_TOO_LONG" and "2048 bytes" in refused.value.message
+
+
+def test_a_queue_http_method_overrides_its_http_tasks_methods_also_after_it_changes(v2_client, worker):
+    client = v2_client
+    put = tasks_v2.HttpMethod.PUT
+    queue = client.create_queue(parent=PARENT, queue={"name": f"{PARENT}/queues/q", "http_target": {"http_method": put}})
+    assert queue.http_target.http_method == put
+    client.pause_queue(name=queue.name)
+    own = client.create_task(parent=queue.name, task={"http_request": {
+        "url": worker.url + "/own", "http_method": tasks_v2.HttpMethod.POST, "body": b"a"}})
+    unset = client.create_task(parent=queue.name, task={"http_request": {"url": worker.url + "/unset"}})
+    assert own.http_request.http_method == put and unset.http_request.http_method == put
+
+    def set_method(name, value):
+        client.update_queue(queue={"name": name, "http_target": {"http_method": value}},
+                            update_mask={"paths": ["http_target"]})
+
+    # The queue's method changes while the tasks wait: they go with the new one.
+    set_method(queue.name, tasks_v2.HttpMethod.PATCH)
+    assert client.get_task(name=own.name).http_request.http_method == tasks_v2.HttpMethod.PATCH
+    client.resume_queue(name=queue.name)
+    eventually(lambda: worker.received("/own") and worker.received("/unset"))
+    assert [(r.method, r.body) for r in worker.received("/own") + worker.received("/unset")] == [
+        ("PATCH", b"a"), ("PATCH", b"")]
+
+    # GET: "the body of the task will be ignored".
+    set_method(queue.name, tasks_v2.HttpMethod.GET)
+    ignored = client.create_task(request={"parent": queue.name, "response_view": FULL, "task": {"http_request": {
+        "url": worker.url + "/get", "http_method": tasks_v2.HttpMethod.POST, "body": b"ignored"}}})
+    assert (ignored.http_request.http_method, ignored.http_request.body) == (tasks_v2.HttpMethod.GET, b"")
+    eventually(lambda: worker.received("/get"))
+    assert (worker.received("/get")[0].method, worker.received("/get")[0].body) == ("GET", b"")
+
+    # A task created while its queue had no method keeps its own when the queue gets one.
+    plain = make_queue(client, "plain")
+    client.pause_queue(name=plain.name)
+    kept = client.create_task(parent=plain.name, task={"http_request": {
+        "url": worker.url + "/kept", "http_method": tasks_v2.HttpMethod.DELETE}})
+    set_method(plain.name, put)
+    assert client.get_task(name=kept.name).http_request.http_method == tasks_v2.HttpMethod.DELETE

@@ -121,16 +121,18 @@ def test_a_push_task_whose_attempts_ran_out_is_gone_and_its_name_stays_taken(app
 def test_http_target_queues_deliver_http_requests(app_server, worker):
     client = client_for(app_server)
     queue = client.create_queue(parent=PARENT, queue=tasks_v2beta2.Queue(
-        name=queue_name("hooks"), http_target=tasks_v2beta2.HttpTarget(header_overrides=[
+        name=queue_name("hooks"), http_target=tasks_v2beta2.HttpTarget(http_method=tasks_v2beta2.HttpMethod.PUT, header_overrides=[
             {"header": {"key": "X-Env", "value": "test"}}, {"header": {"key": "User-Agent", "value": "queue"}}]),
     ))
     assert "http_target" in queue and queue.http_target.header_overrides[0].header.key == "X-Env"
-    client.create_task(parent=queue_name("hooks"), task=tasks_v2beta2.Task(http_request=tasks_v2beta2.HttpRequest(
+    task = client.create_task(parent=queue_name("hooks"), task=tasks_v2beta2.Task(http_request=tasks_v2beta2.HttpRequest(
         url=f"{worker.url}/hook", http_method=tasks_v2beta2.HttpMethod.POST, body=b"ping",
         headers={"User-Agent": "mine"})))
+    # The queue's http_method "overrides HttpRequest for the task".
+    assert task.http_request.http_method == tasks_v2beta2.HttpMethod.PUT
     eventually(lambda: worker.received("/hook"))
     got = worker.received("/hook")[0]
-    assert (got.body, got.header("X-Env")) == (b"ping", "test")
+    assert (got.method, got.body, got.header("X-Env")) == ("PUT", b"ping", "test")
     # HttpRequest.headers: "User-Agent: This will be set to "Google-Cloud-Tasks"", whoever sets another.
     assert got.header("User-Agent") == "Google-Cloud-Tasks"
     with pytest.raises(exceptions.InvalidArgument):  # App Engine requests need an App Engine queue

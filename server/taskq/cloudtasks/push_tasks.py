@@ -69,16 +69,31 @@ def _check_body(body: bytes, request: HttpRequest, allowed: tuple[HttpMethod, ..
 def http_task(message: Any, field: str, queue: Queue, max_task_bytes: int) -> tuple[HttpRequest, bytes]:
     """An HttpRequest's request and body. OAuth and OIDC tokens are minted by Google for
     Google's service accounts: they are accepted and no Authorization header is sent
-    (docs/cloud-tasks.md); sign with X-Taskq-Signature instead."""
+    (docs/cloud-tasks.md); sign with X-Taskq-Signature instead.
+
+    The method is stored as None, the queue's, when the task gives none (Cloud Tasks' default,
+    POST, is the queue's unless it has a method) and when the queue has a method: "When
+    specified, it overrides HttpRequest for the task", then and after the queue's method
+    changes. taskq's HttpTarget cannot tell a queue's POST from none, so a queue's POST leaves
+    a task's own method alone. A body the queue's method cannot carry "will be ignored at
+    execution time": it is dropped."""
     if not message.url:
         raise InvalidArgument.field(f"{field}.url", "is required", "REQUIRED_FIELD")
     http_push.check_url(message.url, f"{field}.url", path_allowed=False)
     headers = {name: value for name, value in message.headers.items() if not _is_user_agent(name)}
     headers["User-Agent"] = HTTP_USER_AGENT
     http_push.check_headers(headers, f"{field}.headers")
-    request = HttpRequest(message.url, method(message.http_method, f"{field}.http_method") or HttpMethod.POST, headers)
-    _check_body(message.body, request, HTTP_BODY_METHODS, max_task_bytes, f"{field}.body")
-    return request, message.body
+    given = method(message.http_method, f"{field}.http_method")
+    request = HttpRequest(message.url, given or HttpMethod.POST, headers)
+    body = message.body
+    _check_body(body, request, HTTP_BODY_METHODS, max_task_bytes, f"{field}.body")
+    target = queue.http_target
+    if target is not None and target.method is not HttpMethod.POST:
+        request.method = None
+        body = body if target.method.has_body else b""
+    else:
+        request.method = given
+    return request, body
 
 
 def app_engine_task(
