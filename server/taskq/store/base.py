@@ -303,6 +303,12 @@ class Store(Reader, Protocol):
         call from another thread."""
         ...
 
+    def size_bytes(self) -> int | None:
+        """The bytes the data takes where it is kept (RocksDB: its SST files and write-ahead
+        log; PostgreSQL: the database), or None for an engine with nothing to measure. Safe
+        to call from another thread; may take a while (call it now and then, not per request)."""
+        ...
+
     def checkpoint(self, destination: str) -> None:
         """Writes a consistent copy of everything applied so far into the new directory
         `destination`, while transactions go on. Safe to call from another thread. Raises

@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 
 from taskq.core.errors import DiskFull, StorageUnavailable, TaskqError
 from taskq.store.base import Reader, Store, StoreError
-from taskq.store.database import Change, Durability, Listener, Mutation
+from taskq.store.database import Change, Durability, Listener, Mutation, Observer
 from taskq.store.disk import DiskSpace
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class CommitLoop:
         self.space = space
         self._durability = durability
         self.listener = listener
+        self.observer: Observer | None = None
         self.store: Store | None = None
         self._pending: list[tuple[Mutation[Any], asyncio.Future[Any], bool]] = []
         self._wakeup = asyncio.Event()
@@ -146,6 +147,12 @@ class CommitLoop:
     async def backup(self, destination: str) -> None:
         # Off the event loop and off the writer: RocksDB's checkpoint runs beside writes.
         await asyncio.to_thread(self._usable().checkpoint, destination)
+
+    async def size_bytes(self) -> int | None:
+        try:
+            return await asyncio.to_thread(self._usable().size_bytes)
+        except StoreError as error:  # closed by a reopen meanwhile
+            raise StorageUnavailable(f"the storage cannot be measured: {error}", retry_delay_seconds=1.0) from None
 
     # Reads and writes ---------------------------------------------------------------------
 
@@ -223,10 +230,12 @@ class CommitLoop:
         due_us: int | None = None
         durable_pending = False  # a durable mutation's writes are applied, not yet synced
         report = self.listener.report_events if self.listener is not None else None
+        ran = 0
         for index, (mutation, future, durable) in enumerate(group):
             if future.cancelled():
                 # The caller went away before its turn: nothing was promised, nothing is done.
                 continue
+            ran += 1
             txn = store.begin()
             change = Change(txn, report)
             try:
@@ -273,6 +282,8 @@ class CommitLoop:
         if needs_sync:
             self._unsynced = False
         self.groups_committed += 1
+        if self.observer is not None:
+            self.observer.group_committed(ran)
         if self.listener is not None:
             if woken:
                 self.listener.woken(woken)
@@ -330,6 +341,8 @@ class CommitLoop:
                 self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="taskq-fsync")
             seconds = await asyncio.get_running_loop().run_in_executor(self._sync_thread, self._timed_sync)
         self._fsync_seconds = 0.8 * self._fsync_seconds + 0.2 * seconds
+        if self.observer is not None:
+            self.observer.synced(seconds)
 
     def _timed_sync(self) -> float:
         started = time.perf_counter()

@@ -126,6 +126,24 @@ class Listener(Protocol):
         ...
 
 
+class Observer(Protocol):
+    """Who measures the database's work (taskq/metrics). Called on the event loop; each engine
+    calls the methods of its own kind."""
+
+    def group_committed(self, mutations: int) -> None:
+        """Single writer: a group of `mutations` mutations was applied (and synced if needed)."""
+        ...
+
+    def synced(self, seconds: float) -> None:
+        """Single writer: an fsync of the write-ahead log took `seconds`."""
+        ...
+
+    def transaction_committed(self, seconds: float, attempts: int) -> None:
+        """Concurrent engine: a mutation's transaction committed after `seconds` (from its
+        first start), in `attempts` runs (more than 1 after conflicts)."""
+        ...
+
+
 class Database(Protocol):
     #: Whether this server is the only one on the database (it may release every push lease at
     #: start-up, and runs the housekeeping without leadership).
@@ -135,6 +153,8 @@ class Database(Protocol):
     poll_interval_s: float | None
     #: Who hears of commits and failures (the engine sets itself).
     listener: Listener | None
+    #: Who measures commits (metrics), if anyone.
+    observer: Observer | None
     #: The local disk's free space, where the engine should watch it (store/disk.py).
     space: DiskSpace | None
 
@@ -163,6 +183,11 @@ class Database(Protocol):
         """Writes a consistent copy of everything committed so far into the new directory
         `destination`, while writes go on. Raises BackupNotSupported where the engine has no
         such copy, BackupFailed when the destination cannot be written."""
+        ...
+
+    async def size_bytes(self) -> int | None:
+        """The bytes the data takes (Store.size_bytes), off the event loop; None where the
+        engine has nothing to measure. Raises StorageUnavailable when the storage has failed."""
         ...
 
     async def reopen(self) -> None:

@@ -239,6 +239,9 @@ class MemoryStore:
     def maintain(self) -> None:
         pass
 
+    def size_bytes(self) -> int | None:
+        return None  # nothing on disk
+
     def checkpoint(self, destination: str) -> None:
         raise BackupNotSupported("the in-memory store keeps nothing on disk to back up")
 

@@ -379,6 +379,23 @@ class RocksStore:
                 if start < end and not self._closed:
                     self._db.compact_range(start, end)
 
+    def size_bytes(self) -> int | None:
+        """RocksDB's own count of its SST files (rocksdb.total-sst-files-size, obsolete files
+        not yet deleted included) plus the write-ahead log files (*.log) in the directory; the
+        memtables are in those logs. The lock keeps close() from pulling the database away."""
+        with self._maintain_lock:
+            self._check_open()
+            sst = self._db.property_int_value("rocksdb.total-sst-files-size") or 0
+        wal = 0
+        with os.scandir(self._path) as entries:
+            for entry in entries:
+                if entry.name.endswith(".log"):
+                    try:
+                        wal += entry.stat().st_size
+                    except FileNotFoundError:  # recycled between the listing and the stat
+                        pass
+        return sst + wal
+
     def checkpoint(self, destination: str) -> None:
         """RocksDB's checkpoint: the live SST files hard-linked (copied across filesystems),
         the MANIFEST and WAL copied up to one sequence number, then fsynced. The lock keeps

@@ -34,7 +34,7 @@ import psycopg
 
 from taskq.core.errors import BackupNotSupported, StorageUnavailable, TaskqError
 from taskq.store.base import Reader, StoreError
-from taskq.store.database import Change, Durability, Listener, Mutation
+from taskq.store.database import Change, Durability, Listener, Mutation, Observer
 from taskq.store.disk import DiskSpace
 from taskq.store.postgres.notify import Notifier
 from taskq.store.postgres.store import ConflictError, PgStore, QueryError, storage_error
@@ -84,6 +84,7 @@ class PgDatabase:
         self._closing = False
         self.notifier: Notifier | None = None
         self.listener = listener
+        self.observer: Observer | None = None
         #: The holder id this server uses for leadership rows.
         self.server_id = f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(32):08x}"
         self.space: DiskSpace | None = None  # no local disk to watch
@@ -122,6 +123,13 @@ class PgDatabase:
     async def maintain(self) -> None:
         """Nothing to do: PostgreSQL's autovacuum keeps the tables."""
 
+    async def size_bytes(self) -> int | None:
+        store = self._usable()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, store.size_bytes)
+        except StoreError as error:
+            raise StorageUnavailable(f"the database cannot be measured: {error}", retry_delay_seconds=1.0) from None
+
     async def backup(self, destination: str) -> None:
         raise BackupNotSupported(
             "taskq backup copies a RocksDB data directory; back up PostgreSQL with pg_dump or "
@@ -158,7 +166,7 @@ class PgDatabase:
         loop = asyncio.get_running_loop()
         try:
             report = self.listener.report_events if self.listener is not None else None
-            result, change = await loop.run_in_executor(
+            result, change, seconds, attempts = await loop.run_in_executor(
                 self._threads, self._transact, store, mutation, synchronous, report
             )
         except TaskqError:
@@ -174,6 +182,8 @@ class PgDatabase:
             reason = str(error)
             await self._failure(reason)
             raise StorageUnavailable(f"the database cannot be reached: {reason}", retry_delay_seconds=1.0) from None
+        if self.observer is not None:
+            self.observer.transaction_committed(seconds, attempts)
         for hook in change.after_commit:
             try:
                 hook()
@@ -193,8 +203,10 @@ class PgDatabase:
     @staticmethod
     def _transact(
         store: PgStore, mutation: Mutation[T], synchronous: bool, report: Callable[[list[Any]], None] | None
-    ) -> tuple[T, Change]:
-        """Runs the mutation in a transaction (in a worker thread), again after each conflict."""
+    ) -> tuple[T, Change, float, int]:
+        """Runs the mutation in a transaction (in a worker thread), again after each conflict.
+        Returns its result, its Change, the seconds it took (all runs) and how many runs."""
+        started = time.perf_counter()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             txn = store.begin()
             change = Change(txn, report)
@@ -218,7 +230,7 @@ class PgDatabase:
                     time.sleep(random.uniform(0, 0.002 * attempt))
                     continue
                 raise
-            return result, change
+            return result, change, time.perf_counter() - started, attempt
         raise AssertionError("unreachable")
 
     async def _failure(self, reason: str) -> None:

@@ -241,6 +241,16 @@ class PgStore(PgReader):
         except Exception as error:
             raise StoreError(f"the database does not answer: {error}") from error
 
+    def size_bytes(self) -> int | None:
+        """pg_database_size: every table and index of the database, taskq's and any other's."""
+        try:
+            with self._pool.connection(timeout=5) as conn:
+                row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+                conn.commit()
+        except psycopg.Error as error:
+            raise storage_error(error) from error
+        return int(row[0]) if row else None
+
     def close(self) -> None:
         self._pool.close()
 
