@@ -38,6 +38,7 @@ from taskq.core.engine import Engine
 from taskq.core.errors import QueueAlreadyExists
 from taskq.core.model import HttpTarget, Queue, QueueType, RetryPolicy
 from taskq.httppush.delivery import HttpPush, HttpPushSettings
+from taskq.metrics.exporter import Metrics
 from taskq.store.base import StoreError
 from taskq.store.commit import CommitLoop
 from taskq.store.database import Database
@@ -107,7 +108,11 @@ class TaskqServer:
         self.engine_ref = EngineRef()
         self.engine: Engine | None = None
         self.health = health.aio.HealthServicer()
-        self._server = grpc.aio.server(options=_grpc_options(config))
+        #: Prometheus metrics, served at /metrics on the HTTP port: counted only when it is on.
+        self.metrics = Metrics() if config.http_listen else None
+        self._server = grpc.aio.server(
+            interceptors=[self.metrics.rpc] if self.metrics is not None else None, options=_grpc_options(config)
+        )
         streams = StreamHandler(self.engine_ref, config.stream_heartbeat_seconds)
         add_service(self._server, TaskServicer(self.engine_ref, streams), task_service_pb2.DESCRIPTOR.services_by_name["TaskService"])
         add_service(self._server, QueueServicer(self.engine_ref), queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"])
@@ -185,6 +190,8 @@ class TaskqServer:
             background=self._background,
             on_serving=self._serving_changed,
         )
+        if self.metrics is not None:
+            self.metrics.watch(engine)
         try:
             await engine.start()
         except StoreError as error:
@@ -215,6 +222,8 @@ class TaskqServer:
             self.http_port = HttpPort(engine, self.config.http_listen, self.config.appengine_target_urls(),
                                       self.config.max_message_bytes,
                                       ssl_context=self.http_tls.context if self.http_tls else None)
+            if self.metrics is not None:
+                self.http_port.add_get("/metrics", self.metrics.handle)
             try:
                 await self.http_port.start()
             except OSError as error:
@@ -224,7 +233,7 @@ class TaskqServer:
                 raise StartupError(f"cannot listen on {self.config.http_listen} (HTTP): {error.strerror or error}") from None
             if self.http_tls is not None and self._background:
                 self.http_tls.start()
-            log.info("HTTP port %d%s (App Engine API bridge: POST /rpc_http)", self.http_port.port,
+            log.info("HTTP port %d%s (App Engine API bridge: POST /rpc_http; metrics: GET /metrics)", self.http_port.port,
                      " with TLS" if self.http_tls else "")
         for service in READINESS_SERVICES:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)

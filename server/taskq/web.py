@@ -1,6 +1,7 @@
-"""The HTTP port (`--http-listen`): App Engine's API bridge at `POST /rpc_http`.
+"""The HTTP port (`--http-listen`): App Engine's API bridge at `POST /rpc_http`, and Prometheus
+metrics at `GET /metrics` (registered by app.py, taskq/metrics).
 
-(The metrics endpoint and the web console will live here too.) The bridge needs the SDK's
+(The web console will live here too.) The bridge needs the SDK's
 message definitions, from the `appengine` extra (`pip install 'taskq[appengine]'`); without
 them the port answers 501 with how to install them.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -34,6 +36,10 @@ class HttpPort:
             self._bridge = Bridge(engine, target_urls)
         self._app = web.Application(client_max_size=max_body_bytes)
         self._app.router.add_post("/rpc_http", self._rpc_http)
+
+    def add_get(self, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
+        """Serves GET `path` with `handler` (before start): /metrics (taskq/metrics)."""
+        self._app.router.add_get(path, handler)
 
     async def start(self) -> int:
         """Listens; returns the port (a port in use raises OSError)."""

@@ -241,3 +241,9 @@ class Engine:
     @property
     def serving(self) -> bool:
         return self.db.failed is None
+
+    @property
+    def in_service(self) -> bool:
+        """Whether the server should be SERVING: the storage works and the disk is above its
+        reserve (what health reports)."""
+        return not self._unready

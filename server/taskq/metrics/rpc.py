@@ -1,0 +1,158 @@
+"""gRPC calls by method and status code: a grpc.aio server interceptor.
+
+Every registered method is counted (taskq.v1, the Cloud Tasks services, health, reflection);
+a call to a method the server does not have is answered UNIMPLEMENTED by gRPC without a
+handler and counted nowhere, so the labels stay bounded by the methods that exist. A stream
+(StreamTasks, health Watch, reflection) is one call from its start to its end: its duration
+is how long it was open.
+
+The code is the one the call ended with: OK, the code of an abort (every TaskqError becomes
+one in api/status.py), CANCELLED when the client went away, UNKNOWN for anything else raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import grpc
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from taskq.metrics.histogram import RPC_BUCKETS, Histogram
+
+#: (request streaming, response streaming) -> the `type` label.
+_TYPES = {(False, False): "unary", (False, True): "server_stream", (True, False): "client_stream",
+          (True, True): "bidi_stream"}
+
+
+class MethodTally:
+    """One method's calls: how many are open, and a histogram of durations per final code."""
+
+    __slots__ = ("labels", "in_flight", "by_code")
+
+    def __init__(self, labels: tuple[str, str, str]) -> None:
+        #: (service, method, type)
+        self.labels = labels
+        self.in_flight = 0
+        self.by_code: dict[str, Histogram] = {}
+
+    def ended(self, started: float, code: str) -> None:
+        self.in_flight -= 1
+        histogram = self.by_code.get(code)
+        if histogram is None:
+            histogram = self.by_code[code] = Histogram(RPC_BUCKETS)
+        histogram.observe(time.perf_counter() - started)
+
+
+def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):  # set by an abort (or set_code)
+        return code.name
+    if error is None:
+        return "OK"
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):  # the client went away
+        return "CANCELLED"
+    return "UNKNOWN"
+
+
+class RpcMetrics(grpc.aio.ServerInterceptor):
+    """Counts and times every call. Each method's handler is wrapped once and reused."""
+
+    def __init__(self) -> None:
+        self.methods: dict[str, MethodTally] = {}
+        #: method path -> (the handler gRPC found, its wrapped twin).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        path = handler_call_details.method
+        known = self._wrapped.get(path)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(path, handler)
+        self._wrapped[path] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        service, _, method = path.lstrip("/").rpartition("/")
+        kind = _TYPES[(bool(handler.request_streaming), bool(handler.response_streaming))]
+        tally = self.methods.get(path)
+        if tally is None:
+            tally = self.methods[path] = MethodTally((service, method, kind))
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _timed(handler.unary_unary, tally), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _timed(handler.unary_stream, tally), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _timed(handler.stream_unary, tally), handler.request_deserializer, handler.response_serializer
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _timed(handler.stream_stream, tally), handler.request_deserializer, handler.response_serializer
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["service", "method", "type"]
+        requests = CounterMetricFamily("taskq_grpc_requests_total", "gRPC calls ended, by method and status code.",
+                                       labels=[*labels, "code"])
+        durations = HistogramMetricFamily(
+            "taskq_grpc_request_duration_seconds",
+            "Seconds from a gRPC call's start to its end (a stream: how long it was open), by method and code.",
+            labels=[*labels, "code"], unit="seconds",
+        )
+        in_flight = GaugeMetricFamily("taskq_grpc_requests_in_flight",
+                                      "gRPC calls under way (open streams included).", labels=labels)
+        for _, tally in sorted(self.methods.items()):
+            in_flight.add_metric(tally.labels, tally.in_flight)
+            for code, histogram in sorted(tally.by_code.items()):
+                requests.add_metric([*tally.labels, code], histogram.count)
+                durations.add_metric([*tally.labels, code], histogram.cumulative(), histogram.sum)
+        yield requests
+        yield durations
+        yield in_flight
+
+
+def _timed(behaviour: Callable[..., Any], tally: MethodTally) -> Callable[..., Any]:
+    """`behaviour` (a coroutine function, or an async generator function for streams that
+    yield their responses), counted and timed in `tally`."""
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            tally.in_flight += 1
+            try:
+                async for response in behaviour(request, context):
+                    yield response
+            except BaseException as error:
+                tally.ended(started, _code(context, error))
+                raise
+            tally.ended(started, _code(context, None))
+
+        return generator
+
+    async def coroutine(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        tally.in_flight += 1
+        try:
+            response = behaviour(request, context)
+            if inspect.isawaitable(response):
+                response = await response
+        except BaseException as error:
+            tally.ended(started, _code(context, error))
+            raise
+        tally.ended(started, _code(context, None))
+        return response
+
+    return coroutine
