@@ -124,6 +124,8 @@ def request_to_pb(
     as in app_engine_task) from a push task. An absolute URL under an --appengine-targets
     entry's base URL, of a task not sent as an HttpRequest, reads as an App Engine task routed
     there, when the queue can hold App Engine tasks (`app_engine_queue`)."""
+    if task.finished:
+        return  # a request-id retry's summary of a task done since: its request is gone
     request = task.http or HttpRequest()
     target = queue.http_target
     method_ = request.method or (target.method if target is not None else HttpMethod.POST)

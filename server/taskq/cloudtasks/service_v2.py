@@ -3,7 +3,8 @@ field with its status). Errors are taskq's, with Cloud Tasks' codes: NOT_FOUND, 
 (a task name in use or used within the queue's tombstone TTL), INVALID_ARGUMENT,
 FAILED_PRECONDITION.
 
-A task whose attempts ran out is gone through this API, as in Cloud Tasks (live_tasks.py)."""
+A task whose attempts ran out is gone through this API, as in Cloud Tasks (live_tasks.py).
+BatchCreateTasks and BatchDeleteTasks answer done long-running Operations (operations.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from typing import Any
 
 from google.cloud import tasks_v2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
 from taskq.api import validate
 from taskq.api.engine_ref import EngineRef
 from taskq.api.status import guarded
-from taskq.cloudtasks import names
+from taskq.cloudtasks import names, operations
 from taskq.cloudtasks import v2_messages as m
 from taskq.cloudtasks.appengine_routing import AppEngine
 from taskq.cloudtasks.iam import IamMethods
@@ -27,6 +29,7 @@ from taskq.core.errors import (
     InvalidArgument,
     QueueAlreadyExists,
     QueueNotFound,
+    TaskNotFound,
     TaskqError,
     Unimplemented,
 )
@@ -79,9 +82,9 @@ class CloudTasksV2(IamMethods):
         ("ListTasks", _pb(tasks_v2.ListTasksRequest), _pb(tasks_v2.ListTasksResponse)),
         ("GetTask", _pb(tasks_v2.GetTaskRequest), m.TaskPb),
         ("CreateTask", _pb(tasks_v2.CreateTaskRequest), m.TaskPb),
-        ("BatchCreateTasks", _pb(tasks_v2.BatchCreateTasksRequest), _pb(tasks_v2.BatchCreateTasksResponse)),
+        ("BatchCreateTasks", _pb(tasks_v2.BatchCreateTasksRequest), operations_pb2.Operation),
         ("DeleteTask", _pb(tasks_v2.DeleteTaskRequest), empty_pb2.Empty),
-        ("BatchDeleteTasks", _pb(tasks_v2.BatchDeleteTasksRequest), empty_pb2.Empty),
+        ("BatchDeleteTasks", _pb(tasks_v2.BatchDeleteTasksRequest), operations_pb2.Operation),
         ("RunTask", _pb(tasks_v2.RunTaskRequest), m.TaskPb),
         ("GetCmekConfig", _pb(tasks_v2.GetCmekConfigRequest), _pb(tasks_v2.CmekConfig)),
         ("UpdateCmekConfig", _pb(tasks_v2.UpdateCmekConfigRequest), _pb(tasks_v2.CmekConfig)),
@@ -232,17 +235,15 @@ class CloudTasksV2(IamMethods):
         view = _view(request.response_view, "response_view")
         return m.task_to_pb(await self._live_task(queue_id, task_id), queue, parent, view, self._app)
 
-    async def _create(self, queue: Queue, parent: str, items: list[NewTask]) -> list[Any]:
+    async def _create(self, queue: Queue, items: list[NewTask]) -> list[Task | TaskqError]:
+        """Creates the tasks in one commit, each on its own; none if any is more than Cloud
+        Tasks' 30 days ahead."""
         engine = self._engine.get()
         now_us = engine.clock.now_us()
         for item in items:
             if item.schedule_time_us is not None and item.schedule_time_us - now_us > m.MAX_SCHEDULE_AHEAD_US:
                 raise InvalidArgument.field("task.schedule_time", "is more than 30 days ahead", "SCHEDULE_TIME_TOO_FAR")
-        results = await engine.tasks.create(queue.queue_id, list(items))
-        for result in results:
-            if isinstance(result, TaskqError):
-                raise result
-        return results
+        return await engine.tasks.create(queue.queue_id, list(items))
 
     @guarded
     @names.cloud_names
@@ -252,30 +253,43 @@ class CloudTasksV2(IamMethods):
         if not request.HasField("task"):
             raise InvalidArgument.field("task", "is required", "REQUIRED_FIELD")
         item = m.new_task(request.task, "task", queue, parent, self._app, self._engine.get().limits.max_task_bytes)
-        [task] = await self._create(queue, parent, [item])
+        [task] = await self._create(queue, [item])
+        if isinstance(task, TaskqError):
+            raise task
         return m.task_to_pb(task, queue, parent, view, self._app)
 
     @guarded
     @names.cloud_names
     async def BatchCreateTasks(self, request, context):
-        """Every task is checked before any is created; then they are created in one commit,
-        each on its own (a name already taken fails the call, the others stay created)."""
+        """Every request is checked before any task is created (INVALID_ARGUMENT for the call);
+        then the tasks are created in one commit, each on its own: a done Operation
+        (operations.py) lists those created and the others' errors by index."""
+        engine = self._engine.get()
+        start_us = engine.clock.now_us()
         queue, parent = await self._queue(request.parent, "parent")
         validate.batch_size(len(request.requests), "requests")
-        items = []
+        items, views = [], []
         for index, item in enumerate(request.requests):
             if item.parent and item.parent != request.parent:
                 raise InvalidArgument.field(f"requests[{index}].parent", "must be empty or the parent",
                                             "PARENT_MISMATCH")
             if not item.HasField("task"):
                 raise InvalidArgument.field(f"requests[{index}].task", "is required", "REQUIRED_FIELD")
-            items.append(m.new_task(item.task, f"requests[{index}].task", queue, parent, self._app,
-                                    self._engine.get().limits.max_task_bytes))
-        tasks = await self._create(queue, parent, items)
-        views = [_view(item.response_view, f"requests[{i}].response_view") for i, item in enumerate(request.requests)]
-        return _pb(tasks_v2.BatchCreateTasksResponse)(
-            tasks=[m.task_to_pb(task, queue, parent, view, self._app) for task, view in zip(tasks, views)]
-        )
+            new = m.new_task(item.task, f"requests[{index}].task", queue, parent, self._app, engine.limits.max_task_bytes)
+            if request.request_id:
+                new.request_id = operations.task_request_id(request.request_id, index)
+            items.append(new)
+            views.append(_view(item.response_view, f"requests[{index}].response_view"))
+        response = _pb(tasks_v2.BatchCreateTasksResponse)()
+        failed: dict[int, TaskqError] = {}
+        for index, (result, view) in enumerate(zip(await self._create(queue, items), views)):
+            if isinstance(result, TaskqError):
+                failed[index] = result
+            else:
+                response.tasks.append(m.task_to_pb(result, queue, parent, view, self._app))
+        name = operations.operation_name(parent, "BatchCreateTasks", request.parent, request.request_id)
+        return operations.done(name, response, operations.CreateMetadataPb, (start_us, engine.clock.now_us()),
+                               len(items), failed, parent)
 
     @guarded
     @names.cloud_names
@@ -293,7 +307,13 @@ class CloudTasksV2(IamMethods):
     @guarded
     @names.cloud_names
     async def BatchDeleteTasks(self, request, context):
+        """Every name must be a task of `parent` (INVALID_ARGUMENT for the call); then the tasks
+        are deleted in one commit, each on its own ("a non-atomic operation"): a done Operation
+        (operations.py) with the errors of those not deleted by index. `request_id` names the
+        Operation only: taskq remembers no deletes, so a retry finds the tasks the first call
+        deleted NOT_FOUND."""
         engine = self._engine.get()
+        start_us = engine.clock.now_us()
         queue, parent = await self._queue(request.parent, "parent")
         validate.batch_size(len(request.names), "names")
         task_ids = []
@@ -302,13 +322,18 @@ class CloudTasksV2(IamMethods):
             if (task_parent, queue_id) != (parent, queue.queue_id):
                 raise InvalidArgument.field(f"names[{index}]", "names a task of another queue", "PARENT_MISMATCH")
             task_ids.append(task_id)
+        deletes: list[DeleteRequest | TaskqError] = []
         for task_id in task_ids:
-            await self._live_task(queue.queue_id, task_id)
-        deletes: list[DeleteRequest | TaskqError] = [DeleteRequest(task_id) for task_id in task_ids]
-        for error in await engine.tasks.delete(queue.queue_id, deletes):
-            if error is not None:
-                raise error
-        return empty_pb2.Empty()
+            try:
+                await self._live_task(queue.queue_id, task_id)
+                deletes.append(DeleteRequest(task_id))
+            except TaskNotFound as error:
+                deletes.append(error)
+        results = await engine.tasks.delete(queue.queue_id, deletes)
+        failed = {index: error for index, error in enumerate(results) if error is not None}
+        name = operations.operation_name(parent, "BatchDeleteTasks", request.parent, request.request_id)
+        return operations.done(name, empty_pb2.Empty(), operations.DeleteMetadataPb,
+                               (start_us, engine.clock.now_us()), len(task_ids), failed, parent)
 
     @guarded
     @names.cloud_names
