@@ -8,12 +8,12 @@
 //     await client.close();
 //
 // Each method builds its request (see requests.ts), calls Connect's client for the service
-// over the gRPC protocol (HTTP/2, plaintext unless the address is https://), and returns the
-// generated message (a Queue, a Task, ...). A failed call rejects with a TaskqError (see
-// errors.ts); unary calls failing with UNAVAILABLE (a restart of the server) are first made
-// again with the same request, for up to 15 s (see retry.ts). List methods are async
-// iterables that follow page tokens to the end. Every method takes an optional AbortSignal
-// and timeout.
+// over the gRPC protocol (HTTP/2; TLS for an https:// address or with `tls` settings: see
+// address.ts and connection.ts), and returns the generated message (a Queue, a Task, ...). A
+// failed call rejects with a TaskqError (see errors.ts); unary calls failing with UNAVAILABLE
+// (a restart of the server) are first made again with the same request, for up to 15 s (see
+// retry.ts). List methods are async iterables that follow page tokens to the end. Every
+// method takes an optional AbortSignal and timeout.
 
 import { randomUUID } from "node:crypto";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
@@ -30,6 +30,9 @@ import { queueName, taskName } from "./names.js";
 import { queueMessage, taskMessage, taskSize, type NewTask, type QueueSettings } from "./requests.js";
 import { brokenConnectionIsUnavailable, retryUnavailable, type RetryOptions } from "./retry.js";
 import { TaskStream, type TaskStreamOptions } from "./stream.js";
+import { connectionFailureIsUnavailable, connectionFor } from "./connection.js";
+import type { TlsSettings } from "./tls.js";
+import { bearerToken } from "./token.js";
 
 /** The address `taskq serve` listens on by default. */
 export const DEFAULT_ADDRESS = "127.0.0.1:50051";
@@ -39,11 +42,21 @@ export const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 
 /** Options of `createTaskqClient`. */
 export interface TaskqClientOptions {
-  /** `host:port` (plaintext) or a base URL (`http://host:port`, `https://host:port`).
+  /** The server: `host:port`, a bare host (port 50051), `https://host[:port]` (TLS, 443
+   * without a port), `http://host[:port]`, `dns:///host[:port]`, `unix:path` or an
+   * `ipv4:`/`ipv6:` list (see address.ts). A malformed address throws InvalidAddressError.
    * Default 127.0.0.1:50051. */
   address?: string;
-  /** A Connect transport to use instead of opening one; `address`, `retry` and
-   * `interceptors` are then ignored (give the transport its own). */
+  /** Connect over TLS with these settings (CA file, client certificate for mTLS, server
+   * name), whatever the address's form; `{}` trusts Node's CAs. The files are read now:
+   * InvalidTlsSettingsError names one that cannot be used. */
+  tls?: TlsSettings;
+  /** A bearer token: every call, the Worker's StreamTasks streams included, sends
+   * `authorization: Bearer <token>`; "" or undefined sends none. It goes over whatever the
+   * connection is: use TLS unless the path to the server is trusted. */
+  token?: string;
+  /** A Connect transport to use instead of opening one; `address`, `tls`, `token`, `retry`
+   * and `interceptors` are then ignored (give the transport its own). */
   transport?: Transport;
   /** The deadline of each call, ms, its retries included; 0 for none. LeaseTasks calls get
    * their `waitMs` on top. Default 30,000. */
@@ -137,19 +150,27 @@ export class TaskqClient {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     let transport = options.transport;
     if (transport === undefined) {
-      const baseUrl = /^https?:\/\//.test(this.address) ? this.address : `http://${this.address}`;
+      const connection = connectionFor(this.address, options.tls);
+      const token = options.token ? bearerToken(options.token) : undefined;
       // Pings on a connection that has been quiet for 30 s find a dead peer; the server
       // accepts pings every 10 s and answers faster ones with GOAWAY.
-      this.#sessions = new Http2SessionManager(baseUrl, { pingIntervalMs: 30_000, pingTimeoutMs: 10_000 });
+      this.#sessions = new Http2SessionManager(
+        connection.baseUrl,
+        { pingIntervalMs: 30_000, pingTimeoutMs: 10_000 },
+        { createConnection: connection.createConnection },
+      );
       transport = createGrpcTransport({
-        baseUrl,
+        baseUrl: connection.baseUrl,
         sessionManager: this.#sessions,
         // The first is the outermost: retries wrap the caller's interceptors, which see every
-        // attempt, and the innermost reports a broken connection as UNAVAILABLE.
+        // attempt (and the token), and the innermost two report a broken connection, or one
+        // that could not be made, as UNAVAILABLE.
         interceptors: [
           ...(options.retry === false ? [] : [retryUnavailable(options.retry, this.#closed.signal)]),
+          ...(token ? [token] : []),
           ...(options.interceptors ?? []),
           brokenConnectionIsUnavailable(),
+          connectionFailureIsUnavailable(),
         ],
         readMaxBytes: MAX_MESSAGE_BYTES,
         writeMaxBytes: MAX_MESSAGE_BYTES,

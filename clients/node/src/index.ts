@@ -8,6 +8,9 @@
 //   pull.ts      PullWorker: pull queues (lease → work → delete)
 //   failures.ts  PermanentError and RetryLater, thrown by handlers
 //   signature.ts verifySignature: the X-Taskq-Signature header of HTTP push requests
+//   address.ts   parseAddress: the server address rules every taskq client shares
+//   tls.ts       TlsSettings: CA file, client certificate (mTLS), server name
+//   token.ts     bearerToken: the `authorization: Bearer` header of every call
 //
 // The generated messages and enums are re-exported (Task, Queue, TaskState, ...); the
 // generated schemas and service descriptors are under "@taskq/client/gen/...".
@@ -47,6 +50,11 @@ export {
   statusToError,
 } from "./errors.js";
 export type { FieldViolation, PreconditionViolation, ResourceInfo, TaskqErrorInit } from "./errors.js";
+export { parseAddress, InvalidAddressError, DEFAULT_PORT, ADDRESS_FORMS } from "./address.js";
+export type { Address, Destination, Endpoint } from "./address.js";
+export { InvalidTlsSettingsError } from "./tls.js";
+export type { TlsSettings } from "./tls.js";
+export { bearerToken, InvalidTokenError } from "./token.js";
 export { Batcher, MAX_BATCH_ITEMS } from "./batching.js";
 export type { BatchingOptions, SendBatch } from "./batching.js";
 export {

@@ -29,13 +29,16 @@ export interface TestServer {
   remove(): Promise<void>;
 }
 
-/** Starts a server: on a free port, or `port`; in a new data directory, or `dataDir`. */
-export async function startServer(options: { port?: number; dataDir?: string } = {}): Promise<TestServer> {
+/** Starts a server: on a free port, or `port`; in a new data directory, or `dataDir`; with
+ * `env` added to its environment (TASKQ_TLS_CERT_FILE, ...). */
+export async function startServer(
+  options: { port?: number; dataDir?: string; env?: Record<string, string> } = {},
+): Promise<TestServer> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "taskq-node-test-")));
   const child = spawn(
     TASKQ_BIN,
     ["serve", "--listen", `127.0.0.1:${options.port ?? 0}`, "--data-dir", dataDir, "--durability", "nosync"],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } },
   );
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => {

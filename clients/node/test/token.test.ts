@@ -1,0 +1,178 @@
+// Bearer tokens, against a stand-in gRPC server (Connect's, over HTTP/2) that checks
+// "authorization: Bearer <token>" the way taskq's authentication is to; the real server does
+// not check tokens yet. A call with the right token is answered; one with another token or none
+// gets UNAUTHENTICATED. The stand-in also listens on a Unix socket, for the unix: form, and the
+// dns:/// and ipv4: forms reach it too.
+
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createTaskqClient, InvalidTokenError, TaskqError, Worker } from "@taskq/client";
+import { TaskSchema } from "@taskq/client/gen/taskq/v1/task_pb";
+import { GetQueueResponseSchema, QueueService } from "@taskq/client/gen/taskq/v1/queue_service_pb";
+import { QueueSchema } from "@taskq/client/gen/taskq/v1/queue_pb";
+import { StreamTasksResponseSchema, TaskService, type StreamTasksRequest } from "@taskq/client/gen/taskq/v1/task_service_pb";
+import { eventually, freePort, quiet } from "./server.js";
+
+const TOKEN = "s3cret-token_1.A/b+c=";
+
+describe("bearer tokens", () => {
+  const servers: http2.Http2Server[] = [];
+  let address: string;
+  let port: number;
+  let socket: string;
+  /** The authorization values each method received. */
+  const headers = new Map<string, string[]>();
+  const acked: string[] = [];
+
+  const check = (method: string, context: HandlerContext) => {
+    const values = context.requestHeader.get("authorization");
+    headers.set(method, [...(headers.get(method) ?? []), ...(values === null ? [] : [values])]);
+    if (values !== `Bearer ${TOKEN}`) {
+      throw new ConnectError("a valid bearer token is required", Code.Unauthenticated);
+    }
+  };
+
+  before(async () => {
+    const routes = (router: ConnectRouter) => {
+      router.service(QueueService, {
+        getQueue(request, context) {
+          check("GetQueue", context);
+          return create(GetQueueResponseSchema, { queue: create(QueueSchema, { name: request.name }) });
+        },
+      });
+      router.service(TaskService, {
+        async *streamTasks(requests: AsyncIterable<StreamTasksRequest>, context) {
+          check("StreamTasks", context);
+          const iterator = requests[Symbol.asyncIterator]();
+          const subscription = await iterator.next();
+          const queue = subscription.done ? "" : subscription.value.subscription?.queue;
+          yield create(StreamTasksResponseSchema, {
+            tasks: [
+              create(TaskSchema, {
+                name: `${queue}/tasks/one`,
+                payload: new TextEncoder().encode("hello"),
+                leaseToken: "lease-1",
+                leaseExpireTime: timestampFromMs(Date.now() + 60_000),
+              }),
+            ],
+          });
+          for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+            acked.push(...next.value.acks.map((ack) => ack.name));
+          }
+        },
+      });
+    };
+    const handler = connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb: false });
+    const tcp = http2.createServer(handler);
+    const unix = http2.createServer(handler);
+    servers.push(tcp, unix);
+    await new Promise<void>((resolve) => tcp.listen(0, "127.0.0.1", resolve));
+    port = (tcp.address() as AddressInfo).port;
+    address = `127.0.0.1:${port}`;
+    socket = join(mkdtempSync(join(tmpdir(), "taskq-node-sock-")), "taskq.sock");
+    await new Promise<void>((resolve) => unix.listen(socket, resolve));
+  });
+
+  after(async () => {
+    for (const server of servers) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  const seen = (method: string) => headers.get(method) ?? [];
+
+  it("are sent with unary calls", async () => {
+    headers.clear();
+    const client = createTaskqClient({ address, token: TOKEN });
+    try {
+      assert.equal((await client.getQueue("q")).name, "queues/q");
+    } finally {
+      await client.close();
+    }
+    assert.deepEqual(seen("GetQueue"), [`Bearer ${TOKEN}`]);
+  });
+
+  it("a wrong token, or none, is UNAUTHENTICATED", async () => {
+    headers.clear();
+    for (const token of ["wrong", "", undefined]) {
+      const client = createTaskqClient({ address, token });
+      try {
+        await assert.rejects(
+          client.getQueue("q"),
+          (error: unknown) => error instanceof TaskqError && error.code === Code.Unauthenticated,
+        );
+      } finally {
+        await client.close();
+      }
+    }
+    assert.deepEqual(seen("GetQueue"), ["Bearer wrong"], "no header without a token");
+  });
+
+  it("are sent on the push worker's stream", async () => {
+    headers.clear();
+    acked.length = 0;
+    const client = createTaskqClient({ address, token: TOKEN });
+    const handled: string[] = [];
+    const worker = new Worker(client, "push", (task) => void handled.push(new TextDecoder().decode(task.payload)), {
+      onError: quiet,
+    });
+    const run = worker.run();
+    try {
+      await eventually(() => acked.length === 1, 10_000, "the task handled and acknowledged");
+    } finally {
+      await worker.stop();
+      await run;
+      await client.close();
+    }
+    assert.deepEqual(handled, ["hello"]);
+    assert.deepEqual(acked, ["queues/push/tasks/one"]);
+    assert.deepEqual(seen("StreamTasks"), [`Bearer ${TOKEN}`]);
+  });
+
+  it("a worker with a wrong token stops with UNAUTHENTICATED", async () => {
+    const client = createTaskqClient({ address, token: "wrong" });
+    const worker = new Worker(client, "push", () => {}, { onError: quiet });
+    try {
+      await assert.rejects(
+        worker.run(),
+        (error: unknown) => error instanceof TaskqError && error.code === Code.Unauthenticated,
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a token that cannot be a header is refused when the client is made", () => {
+    for (const token of ["two words", "line\nbreak", "naïve"]) {
+      assert.throws(() => createTaskqClient({ address, token }), InvalidTokenError);
+    }
+  });
+
+  it("unix:, dns:///, ipv4: lists and http:// reach the server", async () => {
+    const dead = await freePort();
+    for (const target of [
+      `unix:${socket}`,
+      `unix://${socket}`,
+      `dns:///127.0.0.1:${port}`,
+      `dns:///localhost:${port}`,
+      `ipv4:127.0.0.1:${dead},127.0.0.1:${port}`, // the first that connects
+      `http://127.0.0.1:${port}`,
+    ]) {
+      const client = createTaskqClient({ address: target, token: TOKEN, retry: { initialBackoffMs: 10 } });
+      try {
+        assert.equal((await client.getQueue("q")).name, "queues/q", target);
+      } finally {
+        await client.close();
+      }
+    }
+  });
+});
