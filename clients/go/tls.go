@@ -37,31 +37,31 @@ type TLSSettings struct {
 // Config returns the crypto/tls configuration of the settings, reading the files now.
 func (s TLSSettings) Config() (*tls.Config, error) {
 	if (s.CertFile == "") != (s.KeyFile == "") {
-		return nil, tlsError("cert_file and key_file go together: give both for a client certificate, or neither")
+		return nil, tlsError("CertFile and KeyFile go together: give both for a client certificate, or neither")
 	}
 	config := &tls.Config{ServerName: s.ServerName, MinVersion: tls.VersionTLS12}
 	if s.CAFile != "" {
-		ca, err := readPEM("ca_file", s.CAFile, "CERTIFICATE")
+		ca, err := readPEM("CAFile", s.CAFile, "CERTIFICATE")
 		if err != nil {
 			return nil, err
 		}
 		config.RootCAs = x509.NewCertPool()
 		if !config.RootCAs.AppendCertsFromPEM(ca) {
-			return nil, tlsError(fmt.Sprintf("ca_file %s holds no usable PEM certificate", s.CAFile))
+			return nil, tlsError(fmt.Sprintf("CAFile %s holds no usable PEM certificate", s.CAFile))
 		}
 	}
 	if s.CertFile != "" {
-		chain, err := readPEM("cert_file", s.CertFile, "CERTIFICATE")
+		chain, err := readPEM("CertFile", s.CertFile, "CERTIFICATE")
 		if err != nil {
 			return nil, err
 		}
-		key, err := readPEM("key_file", s.KeyFile, "PRIVATE KEY")
+		key, err := readPEM("KeyFile", s.KeyFile, "PRIVATE KEY")
 		if err != nil {
 			return nil, err
 		}
 		pair, err := tls.X509KeyPair(chain, key)
 		if err != nil {
-			return nil, tlsError(fmt.Sprintf("cert_file %s and key_file %s are not a certificate and its key: %v",
+			return nil, tlsError(fmt.Sprintf("CertFile %s and KeyFile %s are not a certificate and its key: %v",
 				s.CertFile, s.KeyFile, err))
 		}
 		config.Certificates = []tls.Certificate{pair}

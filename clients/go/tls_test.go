@@ -149,11 +149,11 @@ func TestUnusableTLSFilesAreNamedByDial(t *testing.T) {
 		settings taskq.TLSSettings
 		want     string
 	}{
-		{taskq.TLSSettings{CAFile: missing}, "cannot read ca_file " + missing + ": no such file or directory"},
-		{taskq.TLSSettings{CAFile: files.ClientKey}, "ca_file " + files.ClientKey + " holds no PEM certificate"},
-		{taskq.TLSSettings{CertFile: files.ClientCert}, "cert_file and key_file go together"},
-		{taskq.TLSSettings{KeyFile: files.ClientKey}, "cert_file and key_file go together"},
-		{taskq.TLSSettings{CertFile: files.ClientCert, KeyFile: empty}, "key_file " + empty + " holds no PEM private key"},
+		{taskq.TLSSettings{CAFile: missing}, "cannot read CAFile " + missing + ": no such file or directory"},
+		{taskq.TLSSettings{CAFile: files.ClientKey}, "CAFile " + files.ClientKey + " holds no PEM certificate"},
+		{taskq.TLSSettings{CertFile: files.ClientCert}, "CertFile and KeyFile go together"},
+		{taskq.TLSSettings{KeyFile: files.ClientKey}, "CertFile and KeyFile go together"},
+		{taskq.TLSSettings{CertFile: files.ClientCert, KeyFile: empty}, "KeyFile " + empty + " holds no PEM private key"},
 		{taskq.TLSSettings{CertFile: files.ClientCert, KeyFile: files.ServerKey}, "are not a certificate and its key"},
 	} {
 		client, err := taskq.Dial(t.Context(), "127.0.0.1:50051", taskq.WithTLS(c.settings))
