@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from cloudtasks.helpers import client_for
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from support.engines import engine_settings
@@ -52,6 +53,4 @@ def v2_client(app_server):
 @pytest.fixture
 def v2beta2_client(server):
     """Google's v2beta2 client on a plain server (no App Engine app)."""
-    from cloudtasks.helpers import client_for
-
     return client_for(server)

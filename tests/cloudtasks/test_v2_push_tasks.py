@@ -51,6 +51,10 @@ def test_app_engine_tasks_routed_to_a_service_go_there_and_read_back_with_their_
     client.run_task(name=task.name)
     eventually(lambda: other_worker.received("/resize"))
     assert other_worker.received("/resize")[0].body == b"img"
+    # An HTTP task to the same service's URL is still an HTTP task.
+    direct = client.create_task(parent=queue.name, task={"schedule_time": ahead(3600),
+                                                         "http_request": {"url": other_worker.url + "/direct"}})
+    assert "app_engine_http_request" not in direct and direct.http_request.url == other_worker.url + "/direct"
 
 
 def test_app_engine_routing_names_versions_and_a_service_nobody_serves_goes_to_the_app(
