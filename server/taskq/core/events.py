@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from taskq.core.model import TaskState
 from taskq.core.states import Event as TaskEvent
@@ -45,43 +46,35 @@ class QueueEvent(enum.Enum):
     DELETE = "queue_delete"
 
 
-class Event:
-    """One thing a committed change did. Small and plain: one is made per task event on the
-    hottest paths (create, lease, ack), so it holds values, never the tasks themselves."""
+class Event(NamedTuple):
+    """One thing a committed change did. A plain immutable tuple: one is made per task event on
+    the hottest paths (create, lease, ack), so it holds values, never the tasks themselves, and
+    every subscriber can be handed the same one. (core/transitions.py makes them with
+    `tuple.__new__(Event, fields)`, half the cost of the generated constructor.)"""
 
-    __slots__ = ("kind", "queue_id", "task_id", "state", "time_us", "since_us", "attempt", "related")
-
-    def __init__(
-        self, kind: TaskEvent | QueueEvent, queue_id: str, task_id: str, state: TaskState | None, time_us: int,
-        since_us: int = 0, attempt: int = 0, related: str = "",
-    ) -> None:
-        self.kind = kind
-        #: The queue it happened in (a dead-lettering is two events: the task leaves its queue,
-        #: then arrives in the dead-letter queue).
-        self.queue_id = queue_id
-        #: The task's id; "" for a QueueEvent.
-        self.task_id = task_id
-        #: The task's state afterwards; None when it is no longer in this queue (acknowledged,
-        #: deleted, purged, discarded, dead-lettered) and for a QueueEvent. So an attempt that
-        #: ended (NACK, EXPIRE, RELEASE) with retries left is READY or SCHEDULED, FAILED when
-        #: they ran out, None when the task went to the dead-letter queue.
-        self.state = state
-        #: When it happened, by the server's clock (µs since the epoch).
-        self.time_us = time_us
-        #: LEASE: when the attempt became due (the task's schedule time), so `time_us -
-        #: since_us` is the wait from ETA to delivery. ACK: when the task was created (the
-        #: whole life of the task). 0 for other events.
-        self.since_us = since_us
-        #: The task's attempt count afterwards (LEASE: the number of the attempt it starts).
-        self.attempt = attempt
-        #: A dead-lettering's other end: on the event that takes the task out of its queue, its
-        #: name in the dead-letter queue; on DEAD_LETTER, its original name. UPDATE: the
-        #: queue's fields that changed, comma-separated. Otherwise "".
-        self.related = related
-
-    def __repr__(self) -> str:
-        state = self.state.name if self.state is not None else None
-        return f"Event({self.kind.value}, {self.queue_id!r}, {self.task_id!r}, {state}, at {self.time_us})"
+    kind: TaskEvent | QueueEvent
+    #: The queue it happened in (a dead-lettering is two events: the task leaves its queue,
+    #: then arrives in the dead-letter queue).
+    queue_id: str
+    #: The task's id; "" for a QueueEvent.
+    task_id: str
+    #: The task's state afterwards; None when it is no longer in this queue (acknowledged,
+    #: deleted, purged, discarded, dead-lettered) and for a QueueEvent. So an attempt that
+    #: ended (NACK, EXPIRE, RELEASE) with retries left is READY or SCHEDULED, FAILED when they
+    #: ran out, None when the task went to the dead-letter queue.
+    state: TaskState | None
+    #: When it happened, by the server's clock (µs since the epoch).
+    time_us: int
+    #: LEASE: when the attempt became due (the task's schedule time), so `time_us - since_us`
+    #: is the wait from ETA to delivery. ACK: when the task was created (the whole life of the
+    #: task). 0 for other events.
+    since_us: int = 0
+    #: The task's attempt count afterwards (LEASE: the number of the attempt it starts).
+    attempt: int = 0
+    #: A dead-lettering's other end: on the event that takes the task out of its queue, its
+    #: name in the dead-letter queue; on DEAD_LETTER, its original name. UPDATE: the queue's
+    #: fields that changed, comma-separated. Otherwise "".
+    related: str = ""
 
 
 def record_queue_event(change: Change, kind: QueueEvent, queue_id: str, time_us: int, related: str = "") -> None:

@@ -80,25 +80,25 @@ class TaskMetrics:
 
     def __call__(self, events: Sequence[Event]) -> None:
         queues = self.queues
-        for event in events:
-            index = _COUNTED.get(event.kind)
+        for kind, queue_id, _, state, time_us, since_us, _, _ in events:
+            index = _COUNTED.get(kind)
             if index is None:
-                if event.kind is QueueEvent.DELETE:
-                    queues.pop(event.queue_id, None)
-                elif event.kind is QueueEvent.CREATE:
-                    self.tally(event.queue_id)  # its counters start at 0, before its first task
+                if kind is QueueEvent.DELETE:
+                    queues.pop(queue_id, None)
+                elif kind is QueueEvent.CREATE:
+                    self.tally(queue_id)  # its counters start at 0, before its first task
                 continue
-            tally = queues.get(event.queue_id) or self.tally(event.queue_id)
+            tally = queues.get(queue_id) or self.tally(queue_id)
             counts = tally.counts
             counts[index] += 1
             if index == DELIVERED:
-                tally.delivery_delay.observe(max(0, event.time_us - event.since_us) / US_PER_SECOND)
+                tally.delivery_delay.observe((time_us - since_us) / US_PER_SECOND if time_us > since_us else 0.0)
             elif index == ACKNOWLEDGED:
-                tally.completion.observe(max(0, event.time_us - event.since_us) / US_PER_SECOND)
+                tally.completion.observe((time_us - since_us) / US_PER_SECOND if time_us > since_us else 0.0)
             elif index in _ATTEMPT_ENDS:
-                if event.state is None:
+                if state is None:
                     counts[DEAD_LETTERED] += 1
-                elif event.state is TaskState.FAILED:
+                elif state is TaskState.FAILED:
                     counts[FAILED] += 1
 
     def tally(self, queue_id: str) -> QueueTally:
