@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import ssl
-import threading
 
 import grpc
 
@@ -27,6 +25,7 @@ from taskq.core.alarm import Alarm
 from taskq.core.clock import Clock
 from taskq.core.loop import BackgroundLoop
 from taskq.core.model import US_PER_SECOND
+from taskq.watched import WatchedFiles
 
 log = logging.getLogger(__name__)
 
@@ -75,43 +74,17 @@ class Certificates:
         return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=client_ca)
 
 
-class CertificateFiles:
-    """The TLS files of one port and the certificates last loaded from them.
-
-    `check()` may be called from any thread (gRPC calls its fetcher on threads of its own)."""
+class CertificateFiles(WatchedFiles[Certificates]):
+    """The TLS files of one port and the certificates last loaded from them (`current`);
+    `check()` loads them again when they changed."""
 
     def __init__(self, files: TlsFiles) -> None:
         self.files = files
-        self._lock = threading.Lock()
-        self._signature = _signature(files)
-        #: The files' signature when a reload last failed, so the error is logged once.
-        self._failed_signature: tuple[object, ...] | None = None
-        #: Raises TlsFileError: at start-up, unusable files stop the server.
-        self.current = _load(files)
+        super().__init__([path for _, path in files.paths()], lambda: _load(files), TlsFileError, "TLS",
+                         "certificates", log)
 
-    def check(self) -> bool:
-        """Loads the files again if they changed since the last look; True when that gave
-        new certificates (now `current`). Unusable files keep the old ones (logged once)."""
-        with self._lock:
-            signature = _signature(self.files)
-            if signature == self._signature:
-                return False
-            try:
-                loaded = _load(self.files)
-            except TlsFileError as error:
-                if signature != self._failed_signature:
-                    log.error("TLS: %s; the previous certificates stay in use", error)
-                    self._failed_signature = signature
-                return False
-            # The signature of before the reading: if the files changed again meanwhile, the
-            # next check sees the difference and reads them once more.
-            self._signature = signature
-            self._failed_signature = None
-            if loaded.contents == self.current.contents:
-                return False  # touched or copied again, not changed
-            self.current = loaded
-            log.info("TLS: loaded new certificates from %s", self.files.cert_file)
-            return True
+    def same(self, old: Certificates, new: Certificates) -> bool:
+        return old.contents == new.contents
 
 
 def grpc_credentials(files: CertificateFiles) -> grpc.ServerCredentials:
@@ -155,20 +128,6 @@ class CertificateReloader(BackgroundLoop):
 
     async def next_wakeup_us(self) -> int | None:
         return self._clock.now_us() + self.MIN_INTERVAL_US
-
-
-def _signature(files: TlsFiles) -> tuple[object, ...]:
-    """What changes when a file is written or replaced (os.stat follows the kubelet's symlinks
-    to the new directory's files): device, inode, size, modification and change times."""
-    parts: list[object] = []
-    for _, path in files.paths():
-        try:
-            status = os.stat(path)
-        except OSError as error:
-            parts.append(error.errno)
-        else:
-            parts.append((status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
-    return tuple(parts)
 
 
 def _load(files: TlsFiles) -> Certificates:
