@@ -12,11 +12,18 @@ import pytest
 
 from harness import ServerHarness
 from taskq.app import StartupError, build_server
+from taskq.auth.roles import Grant, Role
 from taskq.config import Config
 from taskq.core import limits
 from taskq.core.limits import DAY, HOUR, MINUTE, SECOND
 from taskq.core.model import Queue, QueueType, RetryPolicy
-from taskq.queue_file import APP_ENGINE_TOMBSTONE_TTL_US, AppEngineRouting, QueueFileError, load_queue_file
+from taskq.queue_file import (
+    APP_ENGINE_TOMBSTONE_TTL_US,
+    AppEngineRouting,
+    QueueFileError,
+    load_queue_file,
+    load_queue_file_and_acl,
+)
 from taskq.v1 import queue_pb2, queue_service_pb2
 
 APP_ENGINE_QUEUE_YAML = """\
@@ -171,10 +178,29 @@ def test_with_an_application_url_push_queues_deliver_to_it_and_targets_to_their_
         load_queue_file(write(tmp_path, "queue:\n- name: q\n  rate: 1/s\n  target: billing\n"), routing)
 
 
-def test_acl_is_accepted_with_a_warning_that_it_is_not_enforced(tmp_path, caplog):
+def test_acl_gives_user_email_the_worker_role_and_writer_email_the_enqueuer_role_on_its_queue(tmp_path):
+    text = APP_ENGINE_QUEUE_YAML.replace("  - user_email: ops@example.com\n",
+                                         "  - user_email: ops@example.com\n  - writer_email: app@example.com\n")
+    _, acl = load_queue_file_and_acl(write(tmp_path, text))
+    assert acl == {"ops@example.com": (Grant(Role.WORKER, "pull-work"),),
+                   "app@example.com": (Grant(Role.ENQUEUER, "pull-work"),)}
+
+
+def test_an_acl_uploaded_rather_than_read_at_start_up_is_logged_as_not_applied(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="taskq.queue_file"):
         load(tmp_path, APP_ENGINE_QUEUE_YAML)
-    assert any(":28: acl of queue pull-work is not enforced" in record.getMessage() for record in caplog.records)
+    assert any("acl entries give roles only in the queue file the server reads at start-up" in record.getMessage()
+               for record in caplog.records)
+
+
+@pytest.mark.parametrize("acl, reason", [
+    ("  acl: ops@example.com\n", r":3: acl must be a list"),
+    ("  acl:\n  - owner_email: ops@example.com\n", r":4: an acl entry is one user_email: or writer_email: address"),
+    ("  acl:\n  - user_email: ''\n", r":4: user_email must not be empty"),
+])
+def test_a_malformed_acl_is_refused_with_its_line(tmp_path, acl, reason):
+    with pytest.raises(QueueFileError, match=reason):
+        load_queue_file(write(tmp_path, "queue:\n- name: q\n" + acl))
 
 
 def test_total_storage_limit_is_refused_with_its_line_rather_than_ignored(tmp_path):

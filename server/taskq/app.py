@@ -20,7 +20,7 @@ import os
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from taskq.api.admin import AdminServicer
 from taskq.api.engine_ref import EngineRef
@@ -28,12 +28,18 @@ from taskq.api.queues import QueueServicer
 from taskq.api.services import add_service, add_unary_methods
 from taskq.api.stream import StreamHandler
 from taskq.api.tasks import TaskServicer
+from taskq.auth.auth_file import AuthFileError
+from taskq.auth.authenticator import Authenticator
+from taskq.auth.gate import Gate
+from taskq.auth.jwts import JwksError
+from taskq.auth.roles import Grant
+from taskq.auth.setup import configure, describe
 from taskq.cloudtasks import service_v2beta2
 from taskq.cloudtasks.service_v2 import SERVICE as CLOUD_TASKS_V2
 from taskq.cloudtasks.service_v2 import CloudTasksV2
 from taskq.config import Config, ConfigError
 from taskq.core import limits
-from taskq.core.clock import Clock
+from taskq.core.clock import Clock, SystemClock
 from taskq.core.engine import Engine
 from taskq.core.errors import QueueAlreadyExists
 from taskq.core.model import HttpTarget, Queue, QueueType, RetryPolicy
@@ -114,16 +120,28 @@ class TaskqServer:
             interceptors=[self.metrics.rpc] if self.metrics is not None else None, options=_grpc_options(config)
         )
         streams = StreamHandler(self.engine_ref, config.stream_heartbeat_seconds)
-        add_service(self._server, TaskServicer(self.engine_ref, streams), task_service_pb2.DESCRIPTOR.services_by_name["TaskService"])
-        add_service(self._server, QueueServicer(self.engine_ref), queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"])
-        add_service(self._server, AdminServicer(self.engine_ref), admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"])
-        cloud_tasks = CloudTasksV2(self.engine_ref, config.appengine_url or "", config.appengine_target_urls())
-        add_unary_methods(self._server, CLOUD_TASKS_V2, cloud_tasks, CloudTasksV2.methods)
-        service_v2beta2.register(self._server, self.engine_ref, config.appengine_url or "", config.appengine_target_urls())
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            (TASK_SERVICE, QUEUE_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-        )
+        #: Who calls (taskq/auth): its sources are read at start(); None without roles to check.
+        self.authenticator: Authenticator | None = None
+        gate = None
+        if config.checks_roles():
+            self.authenticator = Authenticator(self._clock or SystemClock(), certificates=bool(config.tls_client_ca_file))
+            gate = Gate(self.authenticator, config.open_services())
+        app_urls = (config.appengine_url or "", config.appengine_target_urls())
+        add_service(self._server, TaskServicer(self.engine_ref, streams),
+                    task_service_pb2.DESCRIPTOR.services_by_name["TaskService"], gate)
+        add_service(self._server, QueueServicer(self.engine_ref),
+                    queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"], gate)
+        add_service(self._server, AdminServicer(self.engine_ref),
+                    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"], gate)
+        add_unary_methods(self._server, CLOUD_TASKS_V2, CloudTasksV2(self.engine_ref, *app_urls), CloudTasksV2.methods, gate)
+        add_unary_methods(self._server, service_v2beta2.SERVICE, service_v2beta2.CloudTasksV2Beta2(self.engine_ref, *app_urls),
+                          service_v2beta2.CloudTasksV2Beta2.methods, gate)
+        # Health and reflection through the gate too, which leaves them open unless told not to.
+        registrar = gate.registrar(self._server) if gate is not None else self._server
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)
+        # What enable_server_reflection does for an aio server, given the registrar instead.
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(
+            (TASK_SERVICE, QUEUE_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)), registrar)
         self.port: int | None = None
         #: The health-only port (--health-listen): the same health service, nothing else, in
         #: plain text, for probes that cannot do TLS.
@@ -141,13 +159,19 @@ class TaskqServer:
 
     async def start(self) -> int:
         """Listens, opens the database and declares queues; returns the port."""
-        declared = []
+        declared: list[tuple[Queue, bool | None]] = []
+        acl: dict[str, tuple[Grant, ...]] = {}
         if self.config.queues_file:
-            from taskq.queue_file import QueueFileError, load_queue_file
+            from taskq.queue_file import QueueFileError, load_queue_file_and_acl
 
             try:
-                declared = load_queue_file(self.config.queues_file, self.config.appengine_routing())
+                declared, acl = load_queue_file_and_acl(self.config.queues_file, self.config.appengine_routing())
             except QueueFileError as error:
+                raise StartupError(str(error)) from None
+        if self.authenticator is not None:
+            try:
+                configure(self.authenticator, self.config, acl)
+            except (AuthFileError, JwksError) as error:
                 raise StartupError(str(error)) from None
         tls = self.config.tls_files()
         try:
@@ -221,7 +245,8 @@ class TaskqServer:
                 self.http_tls = CertificateReloader(http_certificates, engine.clock, self.config.tls_reload_interval_seconds)
             self.http_port = HttpPort(engine, self.config.http_listen, self.config.appengine_target_urls(),
                                       self.config.max_message_bytes,
-                                      ssl_context=self.http_tls.context if self.http_tls else None)
+                                      ssl_context=self.http_tls.context if self.http_tls else None,
+                                      authenticator=self.authenticator)
             if self.metrics is not None:
                 self.http_port.add_get("/metrics", self.metrics.handle)
             try:
@@ -239,7 +264,7 @@ class TaskqServer:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         where = "PostgreSQL" if self.config.database else self.config.data_dir
         security = "plain text" if tls is None else "TLS, client certificates required" if tls.client_ca_file else "TLS"
-        log.info("taskq serving on port %d (%s), data in %s", port, security, where)
+        log.info("taskq serving on port %d (%s; %s), data in %s", port, security, describe(self.config), where)
         return port
 
     async def _declare_default_queue(self, engine: Engine) -> None:
@@ -303,6 +328,8 @@ class TaskqServer:
             # Streams end now, releasing their tasks while the database is still open.
             await self.engine.close_streams()
         await self._stop_grpc(grace)
+        if self.authenticator is not None:
+            await self.authenticator.close()
         if self.engine is not None:
             await self.engine.stop()
         log.info("taskq stopped")

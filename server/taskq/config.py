@@ -2,11 +2,14 @@
 
 Precedence, highest first: command-line flags, environment variables (TASKQ_<NAME>, e.g.
 TASKQ_DATA_DIR), the config file (`--config taskq.yaml`, the same names as keys), defaults.
+An empty environment variable unsets a setting that is unset by default
+(TASKQ_AUTH_TOKENS_FILE= where an image sets one).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -125,6 +128,35 @@ class Config:
     #: How often the HTTP port looks for replaced TLS files, seconds (the gRPC port looks
     #: before each new connection's handshake).
     tls_reload_interval_seconds: float = 10.0
+    #: Authentication (docs/security.md): the tokens file, YAML: bearer tokens (the SHA-256 of
+    #: each, never the token) with their roles, and the roles of JWT subjects and client
+    #: certificate identities. Read again when it changes. Without it and without JWTs or a
+    #: client CA, nobody is authenticated and the ports listen only on loopback addresses
+    #: unless `insecure` is set.
+    auth_tokens_file: str | None = None
+    #: How often the tokens file (and a JWKS file) is looked at for changes, seconds; the
+    #: look is made by the first call after the interval.
+    auth_reload_interval_seconds: float = 5.0
+    #: With authentication on, the services callable without credentials: health and
+    #: reflection (comma-separated), or none (then any authenticated caller may use them).
+    auth_open_services: str = "health,reflection"
+    #: JWTs as bearer tokens: the keys (a JWKS file, or an https:// URL fetched and cached),
+    #: the issuer (iss) and audience (aud) they must name, the algorithms accepted, the clock
+    #: skew allowed on exp and nbf (seconds), the claim naming the caller, and a claim holding
+    #: its roles (unset: roles from the tokens file's identities by name).
+    jwt_jwks_file: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: str = "RS256,ES256"
+    jwt_clock_skew_seconds: float = 60.0
+    jwt_identity_claim: str = "sub"
+    jwt_roles_claim: str | None = None
+    #: How old a JWKS fetched from jwt_jwks_url may get before it is fetched again, seconds.
+    jwt_jwks_refresh_seconds: float = 300.0
+    #: Listen on addresses other than loopback without any authentication: whoever reaches a
+    #: port may then call everything. Off: such a start is refused.
+    insecure: bool = False
     #: Logging: level (debug, info, warning, error) and format (text or json).
     log_level: str = "info"
     log_format: str = "text"
@@ -167,6 +199,28 @@ class Config:
         if self.tls_cert_file is None or self.tls_key_file is None:
             return None
         return TlsFiles(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
+
+    def jwt_enabled(self) -> bool:
+        return self.jwt_jwks_file is not None or self.jwt_jwks_url is not None
+
+    def authenticates(self) -> bool:
+        """Whether callers are authenticated: by tokens or JWTs with roles, or (client CA
+        alone) by their certificates, every holder of one being allowed everything."""
+        return self.auth_tokens_file is not None or self.jwt_enabled() or self.tls_client_ca_file is not None
+
+    def checks_roles(self) -> bool:
+        """Whether calls are checked against roles (tokens file or JWTs configured)."""
+        return self.auth_tokens_file is not None or self.jwt_enabled()
+
+    def open_services(self) -> frozenset[str]:
+        """auth_open_services as gRPC service names."""
+        from taskq.auth.gate import OPEN_SERVICE_NAMES
+
+        names: set[str] = set()
+        for part in self.auth_open_services.split(","):
+            if part.strip() and part.strip() != "none":
+                names.update(OPEN_SERVICE_NAMES[part.strip()])
+        return frozenset(names)
 
     def durability_mode(self) -> Durability:
         return Durability(self.durability)
@@ -230,6 +284,7 @@ class Config:
             raise ConfigError("tls_client_ca_file (mTLS) needs TLS: give tls_cert_file and tls_key_file too")
         if not 0.1 <= self.tls_reload_interval_seconds <= 86400:
             raise ConfigError("tls_reload_interval_seconds must be between 0.1 and 86400")
+        self._check_auth()
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -243,6 +298,68 @@ class Config:
                 raise ConfigError(f"{name} must not be negative")
         return self
 
+    def _check_auth(self) -> None:
+        for name in ("auth_tokens_file", "jwt_jwks_file", "jwt_jwks_url", "jwt_issuer", "jwt_audience", "jwt_roles_claim"):
+            if getattr(self, name) is not None and not getattr(self, name).strip():
+                raise ConfigError(f"{name} must not be empty when given")
+        if not 0.1 <= self.auth_reload_interval_seconds <= 86400:
+            raise ConfigError("auth_reload_interval_seconds must be between 0.1 and 86400")
+        for part in self.auth_open_services.split(","):
+            if part.strip() not in ("", "none", "health", "reflection"):
+                raise ConfigError(f"auth_open_services must list health and/or reflection (or none), not {part.strip()!r}")
+        jwt_settings = [name for name in ("jwt_issuer", "jwt_audience", "jwt_roles_claim") if getattr(self, name)]
+        if self.jwt_jwks_file is not None and self.jwt_jwks_url is not None:
+            raise ConfigError("jwt_jwks_file and jwt_jwks_url exclude each other: give the keys one way")
+        if self.jwt_enabled():
+            if not self.jwt_issuer or not self.jwt_audience:
+                raise ConfigError("JWTs need jwt_issuer and jwt_audience: the issuer and audience tokens must name")
+            if self.jwt_jwks_url is not None:
+                from taskq.auth.jwts import check_jwks_url
+
+                try:
+                    check_jwks_url(self.jwt_jwks_url)
+                except ValueError as error:
+                    raise ConfigError(str(error)) from None
+            unknown = [a for a in self.jwt_algorithm_list() if a not in JWT_ALGORITHMS]
+            if unknown or not self.jwt_algorithm_list():
+                raise ConfigError(f"jwt_algorithms must be some of {', '.join(JWT_ALGORITHMS)}, not "
+                                  f"{self.jwt_algorithms!r}")
+            if not 0 <= self.jwt_clock_skew_seconds <= 3600:
+                raise ConfigError("jwt_clock_skew_seconds must be between 0 and 3600")
+            if not 10 <= self.jwt_jwks_refresh_seconds <= 86400:
+                raise ConfigError("jwt_jwks_refresh_seconds must be between 10 and 86400")
+        elif jwt_settings:
+            raise ConfigError(f"{jwt_settings[0]} needs jwt_jwks_file or jwt_jwks_url (the keys JWTs are checked with)")
+        if not self.authenticates() and not self.insecure:
+            for name in ("listen", "http_listen"):
+                address = getattr(self, name)
+                if address is not None and not is_loopback(address):
+                    raise ConfigError(
+                        f"{name} {address} is not a loopback address and no authentication is configured: give "
+                        "auth_tokens_file (or JWT settings, or a client CA), or --insecure to let anyone who reaches "
+                        "the port call everything"
+                    )
+
+    def jwt_algorithm_list(self) -> list[str]:
+        return [part.strip() for part in self.jwt_algorithms.split(",") if part.strip()]
+
+
+#: The JWT signature algorithms jwt_algorithms may name (PyJWT's with the cryptography backend).
+JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+                  "HS256", "HS384", "HS512")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether host:port names a loopback address (127.0.0.0/8, ::1, localhost): only this
+    machine can connect. 0.0.0.0, [::] and other names are not."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def check_base_url(url: str, name: str) -> None:
     try:
@@ -252,6 +369,7 @@ def check_base_url(url: str, name: str) -> None:
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(Config)}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False, "": False}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -264,6 +382,13 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in _BOOLEANS:
+                raise ValueError
+            return _BOOLEANS[text]
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{source}: {name} must be a {kind}, not {value!r}") from None
@@ -292,6 +417,10 @@ def load(flags: dict[str, Any], environ: Mapping[str, str] | None = None) -> Con
     for name in FIELDS:
         variable = f"TASKQ_{name.upper()}"
         if variable in environ:
+            if environ[variable] == "" and FIELDS[name].default is None:
+                # Unsets it: how a container drops a file setting its image sets (the tokens file).
+                values[name] = None
+                continue
             values[name] = _coerce(name, environ[variable], variable)
     for name, value in flags.items():
         if name in FIELDS and value is not None:

@@ -6,7 +6,8 @@ translated as `gcloud app deploy` translates them for Cloud Tasks (`rate` to tas
 paused queue), and unset fields get App Engine's defaults (bucket 5, names reserved 9 days).
 When the server knows the application's URL (`--appengine-url`, `--appengine-targets`), push
 queues deliver their tasks to it over HTTP, to the URL of their `target:` if they name one.
-`acl` is accepted with a warning (taskq has no per-queue roles yet), `total_storage_limit` is
+`acl` entries give roles on their queue (`user_email`: worker, `writer_email`: enqueuer), as
+App Engine's pull-queue acl did, to identities of that name; `total_storage_limit` is
 refused (taskq does not count the bytes its queues store; the disk reserve bounds them). A few
 taskq settings are accepted in the same style (`dead_letter_queue`, `dispatch_deadline`,
 `task_ttl`, `tombstone_ttl`, `paused`).
@@ -29,6 +30,7 @@ from fractions import Fraction
 import yaml
 
 from taskq.api import convert, validate
+from taskq.auth.roles import Grant, Role
 from taskq.core import limits
 from taskq.core.errors import InvalidArgument
 from taskq.core.limits import DAY, HOUR, MINUTE, SECOND
@@ -63,6 +65,9 @@ class AppEngineRouting:
     @property
     def configured(self) -> bool:
         return bool(self.url or self.targets)
+
+#: queue.yaml acl keys -> the role each gives on the queue.
+_ACL_ROLES = {"user_email": Role.WORKER, "writer_email": Role.ENQUEUER}
 
 #: Queue keys and the taskq.v1.Queue field each sets (None: none). validate.queue names
 #: fields by these paths in its errors, which is how an error finds its line.
@@ -107,7 +112,20 @@ _MAX_DURATION_US = 315_576_000_000 * SECOND
 
 def load_queue_file(path: str, routing: AppEngineRouting | None = None) -> list[tuple[Queue, bool | None]]:
     """The queues a file declares, in file order, each with whether it is declared paused.
-    With `routing`, push queues deliver over HTTP to the application."""
+    With `routing`, push queues deliver over HTTP to the application. For files other than
+    the server's own --queues (an upload): their acl entries give no roles (logged)."""
+    declared, acl = load_queue_file_and_acl(path, routing)
+    if acl:
+        log.warning("%s: acl entries give roles only in the queue file the server reads at start-up (--queues); "
+                    "these are not applied: %s", path, ", ".join(sorted(acl)))
+    return declared
+
+
+def load_queue_file_and_acl(
+    path: str, routing: AppEngineRouting | None = None,
+) -> tuple[list[tuple[Queue, bool | None]], dict[str, tuple[Grant, ...]]]:
+    """The queues a file declares (as load_queue_file) and the roles its acl entries give:
+    identity -> grants."""
     try:
         with open(path, "rb") as handle:
             document = yaml.compose(handle, Loader=yaml.SafeLoader)
@@ -120,7 +138,9 @@ def load_queue_file(path: str, routing: AppEngineRouting | None = None) -> list[
         raise QueueFileError(f"{path}{where}: not valid YAML: {problem}") from None
     except yaml.YAMLError as error:  # undecodable bytes: the reader knows no line
         raise QueueFileError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
-    return _QueueFile(path, routing or AppEngineRouting()).document(document)
+    reader = _QueueFile(path, routing or AppEngineRouting())
+    declared = reader.document(document)
+    return declared, {identity: tuple(grants) for identity, grants in reader.acl.items()}
 
 
 class _QueueFile:
@@ -131,6 +151,8 @@ class _QueueFile:
         #: For the queue being read: message field path -> (file key, value node), which puts
         #: validate.queue's errors on the right line.
         self.origins: dict[str, tuple[str, yaml.Node]] = {}
+        #: identity -> the grants the acl entries give it.
+        self.acl: dict[str, list[Grant]] = {}
 
     def error(self, node: yaml.Node, reason: str) -> QueueFileError:
         return QueueFileError(f"{self.path}:{node.start_mark.line + 1}: {reason}")
@@ -255,11 +277,27 @@ class _QueueFile:
             )
         self.http_target(message, entries, what)
         if (value := self.take(entries, "acl")) is not None:
-            log.warning(
-                "%s:%d: acl of %s is not enforced: taskq has no per-queue roles yet, so whoever can call the "
-                "API can use the queue", self.path, value.start_mark.line + 1, what,
-            )
+            self.queue_acl(value, message.name.removeprefix("queues/"))
         return paused
+
+    def queue_acl(self, node: yaml.Node, queue_id: str) -> None:
+        """App Engine's acl: a `user_email` could list, get, lease, delete and update the
+        queue's tasks (taskq's worker role, which includes viewer), a `writer_email` could
+        insert them (enqueuer). The address is matched against the caller's identity: a
+        token's name, a JWT's identity claim, a client certificate's identity."""
+        if _is_null(node):
+            return
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, "acl must be a list of '- user_email: ...' and '- writer_email: ...' entries")
+        for item in node.value:
+            entries = self.mapping(item, "an acl entry")
+            if len(entries) != 1 or next(iter(entries)) not in _ACL_ROLES:
+                raise self.error(item, "an acl entry is one user_email: or writer_email: address")
+            [(key, (_, value))] = entries.items()
+            identity = self.text(value, key)
+            if not identity:
+                raise self.error(value, f"{key} must not be empty")
+            self.acl.setdefault(identity, []).append(Grant(_ACL_ROLES[key], queue_id))
 
     def http_target(self, message: queue_pb2.Queue, entries: dict, what: str) -> None:
         """With the application's URL configured, a push queue delivers there (to its target's

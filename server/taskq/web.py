@@ -14,14 +14,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from taskq.auth.authenticator import Authenticator, Credentials, bearer_token
 from taskq.core.engine import Engine
+from taskq.core.errors import TaskqError
 
 log = logging.getLogger(__name__)
 
 
 class HttpPort:
     def __init__(self, engine: Engine, listen: str, target_urls: dict[str, str], max_body_bytes: int,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, authenticator: Authenticator | None = None) -> None:
         self._listen = listen
         #: HTTPS when set (taskq/tls.py keeps its certificates current).
         self._ssl_context = ssl_context
@@ -33,7 +35,9 @@ class HttpPort:
             log.warning("the App Engine API bridge is off: %s (install taskq[appengine])", error)
             self._bridge = None
         else:
-            self._bridge = Bridge(engine, target_urls)
+            self._bridge = Bridge(engine, target_urls, authenticator)
+        #: Whether the bridge checks callers (it reads their credentials from the request).
+        self._authenticates = authenticator is not None
         self._app = web.Application(client_max_size=max_body_bytes)
         self._app.router.add_post("/rpc_http", self._rpc_http)
 
@@ -61,4 +65,17 @@ class HttpPort:
             return web.Response(status=501, text="the App Engine API bridge needs the appengine extra: "
                                 "pip install 'taskq[appengine]'\n")
         body = await request.read()
-        return web.Response(body=await self._bridge.call(body), content_type="application/octet-stream")
+        credentials = None
+        if self._authenticates:
+            try:
+                credentials = _credentials(request)
+            except TaskqError as error:
+                return web.Response(status=401, text=f"{error.reason}: {error.message}\n")
+        return web.Response(body=await self._bridge.call(body, credentials), content_type="application/octet-stream")
+
+
+def _credentials(request: web.Request) -> Credentials:
+    """The request's bearer token and its connection's client certificate (mTLS), DER."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+    certificate = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return Credentials(bearer_token(request.headers.getall("Authorization", [])), certificate or None)

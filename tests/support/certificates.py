@@ -65,8 +65,10 @@ class CertificateAuthority:
                 alternatives.append(x509.DNSName(name))
         return self._issue(names[0], ExtendedKeyUsageOID.SERVER_AUTH, x509.SubjectAlternativeName(alternatives))
 
-    def client(self, name: str = "worker") -> Pair:
-        return self._issue(name, ExtendedKeyUsageOID.CLIENT_AUTH)
+    def client(self, name: str = "worker", alternatives: list[x509.GeneralName] | None = None) -> Pair:
+        """A client certificate with `name` as its common name (and subject alternative names)."""
+        names = x509.SubjectAlternativeName(alternatives) if alternatives else None
+        return self._issue(name, ExtendedKeyUsageOID.CLIENT_AUTH, names)
 
     def _issue(self, common_name: str, usage: x509.ObjectIdentifier, names: x509.SubjectAlternativeName | None = None) -> Pair:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -124,11 +126,12 @@ class ServerFiles:
             settings["tls_client_ca_file"] = self.client_ca_file
         return settings
 
-    def client_files(self, ca: CertificateAuthority | None = None, name: str = "worker") -> tuple[str, str]:
+    def client_files(self, ca: CertificateAuthority | None = None, name: str = "worker",
+                     alternatives: list[x509.GeneralName] | None = None) -> tuple[str, str]:
         """A client certificate signed by `ca` (default: the client CA), written; its paths."""
         signer = ca or self.client_ca
         assert signer is not None
-        return signer.client(name).write(self.directory, f"client-{name}")
+        return signer.client(name, alternatives).write(self.directory, f"client-{name}")
 
     def rotate(self, ca: CertificateAuthority | None = None) -> Pair:
         """Replaces the server's files with a new pair from `ca` (default: the same CA)."""

@@ -4,14 +4,23 @@ grpcio answers a request whose bytes do not decode (garbage, a truncated field, 
 UTF-8 in a string) with UNKNOWN before any servicer runs. Here the decoder returns a
 `MalformedRequest` instead, and the servicers answer it with INVALID_ARGUMENT, reason
 MALFORMED_REQUEST, like any other bad input.
+
+With authentication on, a `Gate` (taskq/auth/gate.py) wraps every method handler registered
+here: the one place where each call's caller and decoded request are checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import grpc
 from google.protobuf import descriptor, message, message_factory
+
+
+class Gate(Protocol):
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """`handler` behind the checks of `method` (/package.Service/Method)."""
 
 
 class MalformedRequest:
@@ -31,7 +40,8 @@ def _decoder(message_class: type[message.Message]) -> Callable[[bytes], message.
     return decode
 
 
-def add_service(server: grpc.aio.Server, servicer: object, service: descriptor.ServiceDescriptor) -> None:
+def add_service(server: grpc.aio.Server, servicer: object, service: descriptor.ServiceDescriptor,
+                gate: Gate | None = None) -> None:
     """Registers every method of `service` implemented by `servicer`."""
     handlers = {}
     for method in service.methods:
@@ -47,12 +57,12 @@ def add_service(server: grpc.aio.Server, servicer: object, service: descriptor.S
             handler = grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=decode,
                                                           response_serializer=encode)
         handlers[method.name] = handler
-    _register(server, service.full_name, handlers)
+    _register(server, service.full_name, handlers, gate)
 
 
 def add_unary_methods(
     server: grpc.aio.Server, service_name: str, servicer: object,
-    methods: list[tuple[str, type[message.Message], type[message.Message]]],
+    methods: list[tuple[str, type[message.Message], type[message.Message]]], gate: Gate | None = None,
 ) -> None:
     """Registers unary methods given as (name, request class, response class): for services
     whose packages ship message classes but no service descriptor (Google's Cloud Tasks)."""
@@ -62,9 +72,11 @@ def add_unary_methods(
         )
         for name, request, response in methods
     }
-    _register(server, service_name, handlers)
+    _register(server, service_name, handlers, gate)
 
 
-def _register(server: grpc.aio.Server, service_name: str, handlers: dict) -> None:
+def _register(server: grpc.aio.Server, service_name: str, handlers: dict, gate: Gate | None) -> None:
+    if gate is not None:
+        handlers = {name: gate.wrap(f"/{service_name}/{name}", handler) for name, handler in handlers.items()}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service_name, handlers),))
     server.add_registered_method_handlers(service_name, handlers)

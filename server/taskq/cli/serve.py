@@ -74,6 +74,38 @@ def add_parser(subparsers) -> None:
                         "there over HTTP")
     parser.add_argument("--appengine-targets", dest="appengine_targets",
                         help="base URLs of queue.yaml targets: target=url,target2=url2")
+    tls = parser.add_argument_group("TLS (docs/security.md; certificates replaced on disk are reloaded)")
+    tls.add_argument("--tls-cert-file", dest="tls_cert_file", help="the server's certificate chain, PEM (with "
+                     "--tls-key-file: TLS on the gRPC and HTTP ports)")
+    tls.add_argument("--tls-key-file", dest="tls_key_file", help="its private key, PEM, unencrypted")
+    tls.add_argument("--tls-client-ca-file", dest="tls_client_ca_file",
+                     help="CA certificates, PEM: clients must present a certificate signed by one (mTLS)")
+    tls.add_argument("--tls-reload-interval-seconds", dest="tls_reload_interval_seconds", type=float,
+                     help="how often the HTTP port looks for replaced TLS files (default 10)")
+    auth = parser.add_argument_group("authentication and roles (docs/security.md)")
+    auth.add_argument("--auth-tokens-file", dest="auth_tokens_file",
+                      help="YAML file of bearer tokens (their SHA-256; `taskq token create` makes one) and the roles "
+                      "of JWT subjects and certificate identities; reloaded when it changes")
+    auth.add_argument("--auth-reload-interval-seconds", dest="auth_reload_interval_seconds", type=float,
+                      help="how often the tokens file is looked at for changes (default 5)")
+    auth.add_argument("--auth-open-services", dest="auth_open_services",
+                      help="services callable without credentials: health, reflection (comma-separated) or none "
+                      "(default health,reflection)")
+    auth.add_argument("--jwt-jwks-file", dest="jwt_jwks_file", help="JWTs as bearer tokens: the JWKS file of their keys")
+    auth.add_argument("--jwt-jwks-url", dest="jwt_jwks_url", help="... or an https:// URL of it (fetched and cached)")
+    auth.add_argument("--jwt-issuer", dest="jwt_issuer", help="the iss JWTs must name")
+    auth.add_argument("--jwt-audience", dest="jwt_audience", help="the aud JWTs must name")
+    auth.add_argument("--jwt-algorithms", dest="jwt_algorithms", help="accepted signature algorithms (default RS256,ES256)")
+    auth.add_argument("--jwt-clock-skew-seconds", dest="jwt_clock_skew_seconds", type=float,
+                      help="leeway on exp and nbf (default 60)")
+    auth.add_argument("--jwt-identity-claim", dest="jwt_identity_claim", help="the claim naming the caller (default sub)")
+    auth.add_argument("--jwt-roles-claim", dest="jwt_roles_claim",
+                      help="a claim holding the caller's roles (default: roles from the tokens file's identities)")
+    auth.add_argument("--jwt-jwks-refresh-seconds", dest="jwt_jwks_refresh_seconds", type=float,
+                      help="fetch --jwt-jwks-url again after this long (default 300)")
+    auth.add_argument("--insecure", action="store_true", default=None,
+                      help="allow listening on non-loopback addresses with no authentication: anyone who reaches a "
+                      "port may call everything")
     parser.add_argument("--log-level", dest="log_level", help="debug, info, warning or error (default info)")
     parser.add_argument("--log-format", dest="log_format", choices=("text", "json"), help="log format (default text)")
     parser.set_defaults(run=run)

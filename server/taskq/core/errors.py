@@ -309,3 +309,31 @@ class DiskFull(ResourceExhausted):
             metadata={"free_bytes": str(free_bytes), "reserve_bytes": str(reserve_bytes)},
             retry_delay_seconds=5.0,
         )
+
+
+class Unauthenticated(TaskqError):
+    """The call carries no credentials, or credentials taskq does not accept (an unknown or
+    malformed token, a JWT with a bad signature, issuer or audience)."""
+
+    code = Code.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class TokenExpired(Unauthenticated):
+    """The caller's token was good once: its expiry time has passed (get a new one)."""
+
+    reason = "TOKEN_EXPIRED"
+
+
+class PermissionDenied(TaskqError):
+    """The caller is known but its roles do not allow the call on this queue."""
+
+    code = Code.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+    def __init__(self, identity: str, role: str, queue_name: str, what: str) -> None:
+        where = "every queue (a grant on *)" if queue_name == "*" else queue_name
+        super().__init__(
+            f"{identity} may not {what}: that needs the {role} role on {where}",
+            metadata={"identity": identity, "role": role, "queue": queue_name},
+        )
