@@ -1,6 +1,6 @@
 """What every client command shares: the `--server`, `--json` and `--timeout` options, the
-TLS options, opening a Client, and turning a failure into an exit status (reported by
-`taskq.cli.errors`).
+TLS options, the token options (`--token`, `--token-file`), opening a Client, and turning a
+failure into an exit status (reported by `taskq.cli.errors`).
 
 Exit status: 0 done; 1 the server refused the call or could not be reached; 2 a usage error
 (argparse's own, or a value only checked after parsing, such as an unreadable payload file, a
@@ -16,7 +16,17 @@ from collections.abc import Callable
 
 from taskq.cli import errors, values
 from taskq.cli.errors import UsageError
-from taskq.client import DEFAULT_ADDRESS, CallRetry, Client, InvalidAddress, InvalidTlsSettings, TaskqError, TlsSettings
+from taskq.client import (
+    DEFAULT_ADDRESS,
+    CallRetry,
+    Client,
+    InvalidAddress,
+    InvalidTlsSettings,
+    InvalidToken,
+    PlaintextToken,
+    TaskqError,
+    TlsSettings,
+)
 
 #: Environment variable naming the server when --server is not given.
 SERVER_ENV = "TASKQ_SERVER"
@@ -49,6 +59,12 @@ def common_options() -> argparse.ArgumentParser:
     tls.add_argument("--key-file", metavar="FILE", help="the client certificate's key (default: $TASKQ_KEY_FILE)")
     tls.add_argument("--server-name", metavar="NAME", help="the name the server's certificate must hold, when not "
                      "the address's host (default: $TASKQ_SERVER_NAME)")
+    auth = parser.add_argument_group("authentication (docs/security.md)")
+    auth.add_argument("--token", metavar="TOKEN", help="bearer token sent with each call (default: $TASKQ_TOKEN; "
+                      "prefer --token-file: a command line is visible to other users)")
+    auth.add_argument("--token-file", metavar="FILE", help="file holding the bearer token (default: $TASKQ_TOKEN_FILE)")
+    auth.add_argument("--allow-plaintext-token", action="store_true", default=None,
+                      help="send the token even without TLS to another machine (a network protected otherwise)")
     return parser
 
 
@@ -76,10 +92,11 @@ def command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def run(arguments: argparse.Namespace) -> int:
         address = server_address(arguments)
         try:
-            with Client(address, timeout=arguments.timeout, call_retry=CLI_CALL_RETRY,
-                        tls=tls_settings(arguments)) as client:
+            with Client(address, timeout=arguments.timeout, call_retry=CLI_CALL_RETRY, tls=tls_settings(arguments),
+                        token=getattr(arguments, "token", None), token_file=getattr(arguments, "token_file", None),
+                        allow_plaintext_token=bool(getattr(arguments, "allow_plaintext_token", False))) as client:
                 handler(client, arguments)
-        except (UsageError, InvalidAddress, InvalidTlsSettings) as error:
+        except (UsageError, InvalidAddress, InvalidTlsSettings, InvalidToken, PlaintextToken) as error:
             return errors.report_usage(str(error), json_errors=arguments.json)
         except TaskqError as error:
             message = errors.describe(error, address, arguments.timeout)

@@ -1,7 +1,8 @@
 """The `taskq` command: `taskq serve` runs the server; `taskq queue ...` and `taskq task ...`
 talk to one; `taskq health` probes one; `taskq migrate` prepares a PostgreSQL database; `taskq backup` and
-`taskq restore` copy a RocksDB database and bring it back; `taskq version` says which taskq this
-is; `taskq completion` prints a shell completion script.
+`taskq restore` copy a RocksDB database and bring it back; `taskq token create` makes a bearer
+token for a server's tokens file; `taskq version` says which taskq this is; `taskq completion`
+prints a shell completion script.
 
 The options of the client commands (`--server`, `--json`, `--timeout`, ...) go anywhere on the
 line: `taskq --json queue list` is `taskq queue list --json`. Output cut short by its reader
@@ -26,6 +27,7 @@ from taskq.cli import (
     queue_commands,
     serve,
     task_commands,
+    token_command,
     version_command,
 )
 
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     health_command.add_parser(subparsers)
     migrate_command.add_parser(subparsers)
     backup_commands.add_parsers(subparsers)
+    token_command.add_parser(subparsers)
     version_command.add_parser(subparsers)
     completion.add_parser(subparsers, parser)
     _accept_options_anywhere(parser)

@@ -11,13 +11,15 @@ each task of a push queue, `PullWorker` for each task of a pull queue; a handler
 `verify_wsgi_request`) check the `X-Taskq-Signature` of HTTP push requests a worker service
 receives (see `taskq.client.signature`). Addresses follow the rules of
 `taskq.client.address` (InvalidAddress for a malformed one); `TlsSettings` connect over TLS
-or mTLS. `taskq.client.requests` builds request messages and `taskq.client.channel`
+or mTLS; a `token` (or TASKQ_TOKEN) is sent to servers that check callers
+(`taskq.client.bearer`). `taskq.client.requests` builds request messages and `taskq.client.channel`
 configures channels, for other transports to reuse.
 """
 
 from taskq.client.address import DEFAULT_PORT, InvalidAddress
 from taskq.client.async_client import AsyncClient
 from taskq.client.batching import BatchSettings
+from taskq.client.bearer import InvalidToken, PlaintextToken
 from taskq.client.call_retry import CallRetry
 from taskq.client.client import DEFAULT_ADDRESS, Client
 from taskq.client.errors import (
@@ -57,7 +59,7 @@ from taskq.client.worker import Worker
 
 __all__ = [
     "Client", "AsyncClient", "BatchSettings", "CallRetry", "DEFAULT_ADDRESS", "DEFAULT_PORT",
-    "TlsSettings", "InvalidAddress", "InvalidTlsSettings",
+    "TlsSettings", "InvalidAddress", "InvalidTlsSettings", "PlaintextToken", "InvalidToken",
     "Worker", "PullWorker", "PermanentError", "Retry",
     "TaskqError", "FieldViolation", "from_rpc_error", "from_status",
     "InvalidArgument", "NotFound", "AlreadyExists", "FailedPrecondition", "ResourceExhausted", "Unavailable",

@@ -72,6 +72,28 @@ def parse_address(address: str) -> Address:
     return Address(_endpoint(address, text), None)
 
 
+def is_local_address(address: str) -> bool:
+    """Whether every server `address` names is on this machine: a Unix socket, localhost or a
+    loopback IP (127.0.0.0/8, ::1). Traffic to it never crosses a network."""
+    target = parse_address(address).target
+    if target.startswith("unix:"):
+        return True
+    if target.startswith(("ipv4:", "ipv6:")):
+        endpoints = target.partition(":")[2].split(",")
+    else:
+        endpoints = [target.rpartition("/")[2]]  # dns://server/host:port -> host:port
+    for endpoint in endpoints:
+        host = endpoint.rpartition(":")[0].strip("[]")
+        if host.lower() in ("localhost", "localhost."):
+            continue
+        try:
+            if not ipaddress.ip_address(host).is_loopback:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
 def _url(address: str, text: str, scheme: str) -> Address:
     try:
         url = urllib.parse.urlsplit(text)
@@ -147,4 +169,4 @@ def _invalid(address: str, reason: str) -> InvalidAddress:
     return InvalidAddress(f"invalid server address {address!r}: {reason} (use {FORMS})")
 
 
-__all__ = ["DEFAULT_PORT", "Address", "InvalidAddress", "parse_address"]
+__all__ = ["DEFAULT_PORT", "Address", "InvalidAddress", "parse_address", "is_local_address"]

@@ -16,10 +16,13 @@ each handler that adds a task would fail. `with_api_ticket` puts a ticket in the
 every request that has none, before the SDK's middlewares read it; it must therefore wrap
 `wrap_wsgi_app(...)`, not be wrapped by it. A ticket the request carries is left as it is.
 
-Security: the ticket is not a credential here. Anyone who can send a request to the app can
-set the header, and taskq's API bridge (`POST /rpc_http`) does not check tickets yet: whoever
-reaches taskq's HTTP port can add, lease and delete tasks. Keep that port (`--http-listen`)
-on a private network, reachable by the app only. And since App Engine stripped `X-AppEngine-*`
+With a taskq token in the app's environment (TASKQ_TOKEN, or TASKQ_TOKEN_FILE naming a file
+holding one), every request's ticket is that token, whatever ticket the request carried: a
+taskq server that checks callers takes the API ticket as the app's bearer token (its roles
+decide what the app may do), and the SDK carries it to every call unchanged. Without one, a
+request keeps its own ticket and one without gets `ticket`: enough for a server that checks
+no callers, where whoever reaches taskq's HTTP port can add, lease and delete tasks (keep that
+port on a private network, reachable by the app only). And since App Engine stripped `X-AppEngine-*`
 headers from outside requests while a self-hosted app has no such front end, a task handler
 must not trust `X-AppEngine-QueueName` alone: verify taskq's `X-Taskq-Signature`
 (`taskq.client.signature.verify_wsgi_request`) or have a proxy strip those headers from
@@ -33,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from taskq.client.bearer import bearer_token
+
 #: The WSGI environ key the SDK reads the API ticket from (the X-AppEngine-Api-Ticket header).
 TICKET_ENVIRON_KEY = "HTTP_X_APPENGINE_API_TICKET"
 #: The ticket given to requests that carry none.
@@ -43,15 +48,21 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def with_api_ticket(app: WsgiApp, ticket: str = DEFAULT_TICKET) -> WsgiApp:
     """`app` (a WSGI application, normally the result of the SDK's `wrap_wsgi_app`) behind a
-    middleware that gives every request without an API ticket the ticket `ticket`, so that
-    its handler can call App Engine's APIs through taskq. A request's own non-empty ticket is
-    kept. Raises ValueError for an empty ticket or one that is not a string (the SDK treats an
-    empty ticket as none)."""
+    middleware that gives every request the app's taskq token as its API ticket (when
+    TASKQ_TOKEN or TASKQ_TOKEN_FILE is set, read now; a token file is read again when it
+    changes), else gives every request without an API ticket the ticket `ticket`, so that its
+    handler can call App Engine's APIs through taskq. Raises ValueError for an empty ticket or
+    one that is not a string (the SDK treats an empty ticket as none)."""
     if not isinstance(ticket, str) or not ticket:
         raise ValueError("the API ticket must be a non-empty string")
+    token = bearer_token(None, None)
 
     def with_ticket(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not environ.get(TICKET_ENVIRON_KEY):
+        if token is not None:
+            # Replaced, not kept: a request's own ticket (taskq's push requests carry one) is no
+            # credential, and an outside caller must not choose the one the app calls with.
+            environ[TICKET_ENVIRON_KEY] = token.token()
+        elif not environ.get(TICKET_ENVIRON_KEY):
             environ[TICKET_ENVIRON_KEY] = ticket
         return app(environ, start_response)
 

@@ -23,8 +23,9 @@ import grpc
 
 from taskq.client import requests
 from taskq.client.batching import DEFAULT_BATCHING, AsyncBatcher, BatchSettings, create_outcomes, request_size
+from taskq.client.bearer import bearer_token, check_transport
 from taskq.client.call_retry import DEFAULT_CALL_RETRY, Backoff, CallRetry, may_resend
-from taskq.client.channel import create_aio_channel
+from taskq.client.channel import create_aio_channel, uses_tls
 from taskq.client.client import DEFAULT_ADDRESS
 from taskq.client.errors import TaskqError, from_rpc_error, from_status
 from taskq.client.names import queue_name, task_name
@@ -57,10 +58,17 @@ class AsyncClient:
         channel: grpc.aio.Channel | None = None,
         batching: BatchSettings | None = DEFAULT_BATCHING,
         call_retry: CallRetry | None = DEFAULT_CALL_RETRY,
+        token: str | None = None,
+        token_file: str | None = None,
+        allow_plaintext_token: bool = False,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.call_retry = call_retry
+        #: The token sent with each call (None: none), also by a Worker sharing this client's channel.
+        self.bearer = bearer_token(token, token_file)
+        if self.bearer is not None and channel is None:
+            check_transport(address, uses_tls(address, tls, credentials), allow_plaintext_token)
         # Set by close(): a call waiting to be retried gives up instead of using a closed channel.
         self._closed = False
         self.tls = tls
@@ -106,7 +114,7 @@ class AsyncClient:
         while True:
             timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                return await method(request, timeout=timeout)
+                return await method(request, timeout=timeout, metadata=self.bearer.metadata() if self.bearer else None)
             except grpc.aio.AioRpcError as rpc_error:
                 failure, error = rpc_error, from_rpc_error(rpc_error)
             except grpc.aio.UsageError:

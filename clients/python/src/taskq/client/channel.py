@@ -84,6 +84,11 @@ def resolve(
     return parsed.target, credentials, tls.channel_options() if tls else []
 
 
+def uses_tls(address: str, tls: TlsSettings | None, credentials: grpc.ChannelCredentials | None) -> bool:
+    """Whether a channel to `address` with these settings is encrypted."""
+    return credentials is not None or tls is not None or parse_address(address).tls is True
+
+
 def create_channel(
     address: str,
     *,
@@ -116,4 +121,4 @@ def create_aio_channel(
     return grpc.aio.secure_channel(target, credentials, options=merged, interceptors=interceptors)
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "channel_options", "create_aio_channel", "create_channel"]
+__all__ = ["MAX_MESSAGE_BYTES", "channel_options", "create_aio_channel", "create_channel", "uses_tls"]

@@ -26,8 +26,9 @@ import grpc
 
 from taskq.client import requests
 from taskq.client.batching import DEFAULT_BATCHING, BatchSettings, ThreadBatcher, create_outcomes, request_size
+from taskq.client.bearer import bearer_token, check_transport
 from taskq.client.call_retry import DEFAULT_CALL_RETRY, Backoff, CallRetry, may_resend
-from taskq.client.channel import create_channel
+from taskq.client.channel import create_channel, uses_tls
 from taskq.client.errors import TaskqError, from_rpc_error, from_status
 from taskq.client.names import queue_name, task_name
 from taskq.client.requests import BatchItem, HttpRequestLike, QueueSettings, RetrySettings, View
@@ -69,6 +70,11 @@ class Client:
         call_retry: how calls failing with UNAVAILABLE, or with a CANCELLED the caller did not
             cause, are retried (by default for up to 15 s, see `taskq.client.call_retry`); None
             turns retries off.
+        token: a bearer token, sent with every call (`authorization: Bearer ...`) to a server
+            that checks callers; `token_file`: a file holding one, read again when it changes.
+            Neither: $TASKQ_TOKEN, else $TASKQ_TOKEN_FILE, else no token. A token is refused
+            over plain text to another machine (PlaintextToken) unless
+            `allow_plaintext_token` (see `taskq.client.bearer`).
     """
 
     def __init__(
@@ -81,10 +87,18 @@ class Client:
         channel: grpc.Channel | None = None,
         batching: BatchSettings | None = DEFAULT_BATCHING,
         call_retry: CallRetry | None = DEFAULT_CALL_RETRY,
+        token: str | None = None,
+        token_file: str | None = None,
+        allow_plaintext_token: bool = False,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.call_retry = call_retry
+        #: The token sent with each call (None: none), kept for a Worker given this client.
+        self.bearer = bearer_token(token, token_file)
+        self.allow_plaintext_token = allow_plaintext_token
+        if self.bearer is not None and channel is None:
+            check_transport(address, uses_tls(address, tls, credentials), allow_plaintext_token)
         # Set by close(): a call waiting to be retried gives up at once instead of sleeping on.
         self._closed = threading.Event()
         #: TLS settings, kept so that a Worker given this client can open its own channel.
@@ -133,7 +147,7 @@ class Client:
             timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
                 # The same request object on every attempt: a create keeps its request_id.
-                return method(request, timeout=timeout)
+                return method(request, timeout=timeout, metadata=self.bearer.metadata() if self.bearer else None)
             except grpc.RpcError as rpc_error:
                 error = from_rpc_error(rpc_error)
                 # A blocking call cannot be cancelled locally: only close() (or closing the

@@ -42,7 +42,8 @@ import grpc
 
 from taskq.client.address import parse_address
 from taskq.client.async_client import AsyncClient
-from taskq.client.channel import create_aio_channel
+from taskq.client.bearer import bearer_token, check_transport
+from taskq.client.channel import create_aio_channel, uses_tls
 from taskq.client.client import Client
 from taskq.client.errors import from_rpc_error
 from taskq.client.failures import PermanentError, Retry, failure_status
@@ -90,6 +91,8 @@ class Worker:
         answer_delay: seconds an answer waits for others to share its stream message.
         tls: TLS settings, when `client_or_address` is an address (as for `Client`).
         credentials: gRPC channel credentials instead of `tls`'s files, likewise.
+        token, token_file, allow_plaintext_token: the bearer token, likewise (a Client's or
+            AsyncClient's own token is used with it).
     """
 
     def __init__(
@@ -105,6 +108,9 @@ class Worker:
         answer_delay: float = 0.005,
         tls: TlsSettings | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+        token_file: str | None = None,
+        allow_plaintext_token: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -113,6 +119,12 @@ class Worker:
         if isinstance(client_or_address, str):
             parse_address(client_or_address)  # a malformed address fails here, not when run
         self._target = client_or_address
+        if isinstance(client_or_address, str):
+            self._bearer = bearer_token(token, token_file)
+            if self._bearer is not None:
+                check_transport(client_or_address, uses_tls(client_or_address, tls, credentials), allow_plaintext_token)
+        else:
+            self._bearer = client_or_address.bearer
         self._tls = tls
         self._credentials = credentials
         self.queue = queue_name(queue)
@@ -203,7 +215,8 @@ class Worker:
         backoff = RECONNECT_INITIAL_BACKOFF
         while not self._stopping.is_set():
             session = StreamSession(
-                stub.StreamTasks(), self.queue, self.max_outstanding, start=self._start,
+                stub.StreamTasks(metadata=self._bearer.metadata() if self._bearer else None), self.queue,
+                self.max_outstanding, start=self._start,
                 answer_delay=self._answer_delay, extension_interval=self._extension_interval,
             )
             if await session.serve(self._stopping):
