@@ -1,6 +1,7 @@
 package dev.taskq.client;
 
 import io.grpc.ChannelCredentials;
+import io.grpc.InsecureChannelCredentials;
 import io.grpc.ClientInterceptor;
 import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
@@ -38,13 +39,41 @@ final class Channels {
 
   private Channels() {}
 
-  /** A channel to {@code address} (host:port, or any gRPC target) with the taskq settings. */
+  /**
+   * A channel to {@code address} (see {@link ServerAddress}) with the taskq settings: TLS when
+   * the address is https:// or {@code tls} is given ({@code credentials}, when given, take
+   * their place). Throws {@link InvalidAddressException} or {@link InvalidTlsSettingsException}.
+   */
   static ManagedChannel open(
       String address,
       ChannelCredentials credentials,
+      TlsSettings tls,
       List<ClientInterceptor> interceptors,
       Consumer<ManagedChannelBuilder<?>> customizer) {
-    ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(address, credentials)
+    ServerAddress parsed = ServerAddress.parse(address);
+    if (credentials != null && tls != null) {
+      throw new IllegalArgumentException("credentials(...) and tls(...) both choose the credentials: give one");
+    }
+    boolean secure = tls != null || (credentials != null && !(credentials instanceof InsecureChannelCredentials));
+    if (parsed.tls() == ServerAddress.Tls.NEVER && secure) {
+      throw new InvalidAddressException(address,
+          "http:// means plain text, but TLS settings were given (use https:// or host:port)");
+    }
+    if (credentials == null) {
+      credentials = tls != null || parsed.tls() == ServerAddress.Tls.ALWAYS
+          ? (tls != null ? tls : TlsSettings.DEFAULT).credentials()
+          : InsecureChannelCredentials.create();
+    }
+    String target = switch (parsed.kind()) {
+      // Said explicitly: grpc-java would take a host named like a resolver (unix) for a scheme.
+      // Its target parser wants an IPv6 address's brackets percent-encoded in the path.
+      case ENDPOINT -> "dns:///" + parsed.target().replace("[", "%5B").replace("]", "%5D");
+      case DNS -> parsed.target().replaceFirst("\\[(.*)]:", "%5B$1%5D:");
+      case UNIX -> parsed.target();
+      // grpc-java has no resolver for ipv4:/ipv6: lists; ListNameResolver is the channel's.
+      case LIST -> ListNameResolver.SCHEME + ":///" + parsed.target().replace("[", "%5B").replace("]", "%5D");
+    };
+    ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target, credentials)
         // Transparent retries only (no service config): see the class comment.
         .enableRetry()
         .perRpcBufferLimit(RETRY_BUFFER_BYTES)
@@ -55,6 +84,12 @@ final class Channels {
         .keepAliveWithoutCalls(false)
         .userAgent("taskq-java")
         .intercept(interceptors);
+    if (parsed.kind() == ServerAddress.Kind.LIST) {
+      ListNameResolver.install(builder, parsed.endpoints());
+    }
+    if (tls != null && tls.serverName() != null) {
+      builder.overrideAuthority(tls.serverName());
+    }
     customizer.accept(builder);
     return builder.build();
   }

@@ -39,7 +39,6 @@ import io.grpc.ClientInterceptor;
 import io.grpc.ClientInterceptors;
 import io.grpc.Context;
 import io.grpc.Deadline;
-import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.MethodDescriptor;
@@ -120,12 +119,17 @@ public final class TaskqClient implements AutoCloseable {
   private final AtomicBoolean retriesStopped = new AtomicBoolean();
 
   private TaskqClient(Builder builder) {
+    List<ClientInterceptor> interceptors = new ArrayList<>(builder.interceptors);
+    if (builder.token != null) {
+      // Last in the list, first to see a call: the caller's interceptors see the header.
+      interceptors.add(Tokens.interceptor(builder.token));
+    }
     if (builder.channel != null) {
       this.ownedChannel = null;
-      this.channel = ClientInterceptors.intercept(builder.channel, builder.interceptors);
+      this.channel = ClientInterceptors.intercept(builder.channel, interceptors);
     } else {
       this.ownedChannel = Channels.open(
-          builder.address, builder.credentials, builder.interceptors, builder.customizer);
+          builder.address, builder.credentials, builder.tls, interceptors, builder.customizer);
       this.channel = ownedChannel;
     }
     this.timeout = builder.timeout;
@@ -137,12 +141,21 @@ public final class TaskqClient implements AutoCloseable {
         : null;
   }
 
-  /** A client of the server at {@code address} (host:port), with the default settings. */
+  /**
+   * A client of the server at {@code address} (see {@link #builder(String)}), with the default
+   * settings.
+   */
   public static TaskqClient connect(String address) {
     return builder(address).build();
   }
 
-  /** A builder of a client that opens its own channel to {@code address} (host:port). */
+  /**
+   * A builder of a client that opens its own channel to {@code address}: {@code host:port}, a
+   * bare host (port 50051), {@code https://host[:port]} (TLS, 443 without a port),
+   * {@code http://host[:port]}, {@code dns:///host[:port]}, {@code unix:path} or an
+   * {@code ipv4:}/{@code ipv6:} list (see {@link ServerAddress}). A malformed address makes
+   * {@link Builder#build()} throw {@link InvalidAddressException}.
+   */
   public static Builder builder(String address) {
     return new Builder(Objects.requireNonNull(address, "address"), null);
   }
@@ -162,7 +175,9 @@ public final class TaskqClient implements AutoCloseable {
     private Duration timeout = DEFAULT_TIMEOUT;
     private CallRetry retry = CallRetry.DEFAULT;
     private BatchSettings batching = BatchSettings.DEFAULT;
-    private ChannelCredentials credentials = InsecureChannelCredentials.create();
+    private ChannelCredentials credentials;
+    private TlsSettings tls;
+    private String token;
     private List<ClientInterceptor> interceptors = List.of();
     private Consumer<ManagedChannelBuilder<?>> customizer = channelBuilder -> { };
 
@@ -195,9 +210,38 @@ public final class TaskqClient implements AutoCloseable {
       return this;
     }
 
-    /** TLS or other credentials for the channel; plain text by default. */
+    /**
+     * Credentials of your making for the channel, instead of those the address and {@link
+     * #tls} choose (plain text, or TLS for an https:// address); not with {@link #tls}, nor
+     * with an http:// address unless they are insecure ones. For clients opened from an address
+     * only.
+     */
     public Builder credentials(ChannelCredentials credentials) {
       this.credentials = Objects.requireNonNull(credentials, "credentials");
+      return this;
+    }
+
+    /**
+     * Connect over TLS with these settings (a CA file, a client certificate for mTLS, a server
+     * name), whatever the address's form; an https:// address means TLS without them (the
+     * JDK's CAs). {@link #build()} reads the files and throws {@link
+     * InvalidTlsSettingsException} naming one that cannot be used. For clients opened from an
+     * address only.
+     */
+    public Builder tls(TlsSettings tls) {
+      this.tls = Objects.requireNonNull(tls, "tls");
+      return this;
+    }
+
+    /**
+     * Send {@code authorization: Bearer <token>} with every call, the push {@link Worker}'s
+     * StreamTasks streams included; null or "" sends none (so {@code
+     * token(System.getenv("TASKQ_TOKEN"))} suits a variable that may be unset). The header goes
+     * over whatever the connection is: use TLS unless the path to the server is trusted. Throws
+     * IllegalArgumentException for a token with spaces, control or non-ASCII characters.
+     */
+    public Builder token(String token) {
+      this.token = token == null || token.isEmpty() ? null : Tokens.check(token);
       return this;
     }
 

@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -27,17 +28,24 @@ final class TaskqServer implements AutoCloseable {
 
   private final Path home;
   private final Path log;
+  private final Map<String, String> env;
   private Process process;
   private int port;
 
-  private TaskqServer(Path home) {
+  private TaskqServer(Path home, Map<String, String> env) {
     this.home = home;
     this.log = home.resolve("server.log");
+    this.env = env;
   }
 
   /** Starts a server on a free port. */
   static TaskqServer start() throws IOException, InterruptedException {
-    TaskqServer server = new TaskqServer(Files.createTempDirectory("taskq-java-test"));
+    return start(Map.of());
+  }
+
+  /** Starts a server on a free port with {@code env} in its environment (TASKQ_TLS_CERT_FILE, ...). */
+  static TaskqServer start(Map<String, String> env) throws IOException, InterruptedException {
+    TaskqServer server = new TaskqServer(Files.createTempDirectory("taskq-java-test"), env);
     server.launch(0);
     return server;
   }
@@ -68,6 +76,7 @@ final class TaskqServer implements AutoCloseable {
         "--data-dir", home.resolve("data").toString(),
         "--grace-period-seconds", "5"))
         .redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
+    builder.environment().putAll(env);
     process = builder.start();
     CompletableFuture<Integer> listening = new CompletableFuture<>();
     Thread reader = new Thread(() -> {
@@ -97,6 +106,10 @@ final class TaskqServer implements AutoCloseable {
 
   String address() {
     return "127.0.0.1:" + port;
+  }
+
+  int port() {
+    return port;
   }
 
   /** Stops the server with SIGTERM and returns its exit code. */
