@@ -2,8 +2,11 @@ package taskq_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -20,12 +23,14 @@ import (
 
 	taskq "github.com/taskq/taskq/clients/go"
 	taskqv1 "github.com/taskq/taskq/clients/go/gen/taskq/v1"
+	"github.com/taskq/taskq/clients/go/internal/testserver"
 )
 
 // The bearer token, against a stand-in server that checks "authorization: Bearer <token>" the
-// way taskq's authentication is to (the real server does not check tokens yet): a call with
+// way taskq's authentication does (the committed server did not check tokens yet): a call with
 // the right token is answered, one with another token or none gets UNAUTHENTICATED. The
-// stand-in also listens on a Unix socket, for the unix: and ipv4: address forms.
+// stand-in also listens on a Unix socket, for the unix: and ipv4: address forms. The last test
+// goes through the real server when it checks tokens.
 
 const standInToken = "s3cret-token_1.A/b+c="
 
@@ -247,3 +252,62 @@ func TestUnixSocketsDNSAndIPListsReachTheServer(t *testing.T) {
 }
 
 func insecureCredentials() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+// TestTokensAgainstTheRealServer runs the token through a real taskq server configured with a
+// tokens file (auth_tokens_file, TASKQ_AUTH_TOKENS_FILE: the SHA-256 of each token with its
+// roles). A server without authentication answers a call without a token: the test is then
+// skipped, the stand-in tests above standing in for it.
+func TestTokensAgainstTheRealServer(t *testing.T) {
+	needServer(t)
+	token := "taskq_go-test-token-0123456789abcdefghijklmnopqrs"
+	digest := sha256.Sum256([]byte(token))
+	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
+	content := fmt.Sprintf("tokens:\n  - name: go-test\n    sha256: %x\n    roles: [admin]\n", digest)
+	if err := os.WriteFile(tokens, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	authServer, err := testserver.StartWithEnv("TASKQ_AUTH_TOKENS_FILE=" + tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := authServer.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	anonymous := dialStandIn(t, authServer.Addr, taskq.WithoutRetry())
+	_, err = anonymous.GetQueue(testContext(t), "anything")
+	if taskq.CodeOf(err) != codes.Unauthenticated {
+		t.Skipf("this server does not check tokens (a call without one got %v)", err)
+	}
+
+	client := dialStandIn(t, authServer.Addr, taskq.WithToken(token))
+	queue := newQueue(t, client, taskq.QueueConfig{Type: taskq.PushQueue})
+	if _, err := client.CreateTask(testContext(t), queue, taskq.TaskSpec{Payload: []byte("hello")}); err != nil {
+		t.Fatalf("CreateTask with the token: %v", err)
+	}
+	handled := make(chan struct{}, 1)
+	worker := taskq.NewWorker(client, queue, func(ctx context.Context, task *taskqv1.Task) error {
+		handled <- struct{}{}
+		return nil
+	}, taskq.WorkerOptions{Logger: logger()})
+	stop := runWorker(t, worker.Run)
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker with the token received no task")
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+
+	wrong := dialStandIn(t, authServer.Addr, taskq.WithToken("taskq_wrong"))
+	if _, err := wrong.GetQueue(testContext(t), queue); taskq.CodeOf(err) != codes.Unauthenticated {
+		t.Errorf("GetQueue with a wrong token = %v, want UNAUTHENTICATED", err)
+	}
+	wrongWorker := taskq.NewWorker(wrong, queue, func(context.Context, *taskqv1.Task) error { return nil },
+		taskq.WorkerOptions{Logger: logger()})
+	if err := wrongWorker.Run(testContext(t)); taskq.CodeOf(err) != codes.Unauthenticated {
+		t.Errorf("a worker with a wrong token: Run = %v, want UNAUTHENTICATED", err)
+	}
+}

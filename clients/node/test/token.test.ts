@@ -1,11 +1,13 @@
 // Bearer tokens, against a stand-in gRPC server (Connect's, over HTTP/2) that checks
-// "authorization: Bearer <token>" the way taskq's authentication is to; the real server does
-// not check tokens yet. A call with the right token is answered; one with another token or none
+// "authorization: Bearer <token>" the way taskq's authentication does (the committed server did
+// not check tokens yet). A call with the right token is answered; one with another token or none
 // gets UNAUTHENTICATED. The stand-in also listens on a Unix socket, for the unix: form, and the
-// dns:/// and ipv4: forms reach it too.
+// dns:/// and ipv4: forms reach it too. The last test goes through the real server when it
+// checks tokens.
 
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -20,7 +22,7 @@ import { TaskSchema } from "@taskq/client/gen/taskq/v1/task_pb";
 import { GetQueueResponseSchema, QueueService } from "@taskq/client/gen/taskq/v1/queue_service_pb";
 import { QueueSchema } from "@taskq/client/gen/taskq/v1/queue_pb";
 import { StreamTasksResponseSchema, TaskService, type StreamTasksRequest } from "@taskq/client/gen/taskq/v1/task_service_pb";
-import { eventually, freePort, quiet } from "./server.js";
+import { eventually, freePort, quiet, startServer, uniqueQueue, type TestServer } from "./server.js";
 
 const TOKEN = "s3cret-token_1.A/b+c=";
 
@@ -173,6 +175,65 @@ describe("bearer tokens", () => {
       } finally {
         await client.close();
       }
+    }
+  });
+});
+
+// The token through a real taskq server configured with a tokens file (auth_tokens_file,
+// TASKQ_AUTH_TOKENS_FILE: the SHA-256 of each token with its roles). A server without
+// authentication answers a call without a token: the test is then skipped, the stand-in tests
+// above standing in for it.
+describe("bearer tokens against the real server", () => {
+  const token = "taskq_node-test-token-0123456789abcdefghijklmnopq";
+  let server: TestServer | undefined;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "taskq-node-auth-"));
+    const digest = createHash("sha256").update(token).digest("hex");
+    writeFileSync(join(dir, "tokens.yaml"), `tokens:\n  - name: node-test\n    sha256: ${digest}\n    roles: [admin]\n`);
+    server = await startServer({ env: { TASKQ_AUTH_TOKENS_FILE: join(dir, "tokens.yaml") } });
+  });
+
+  after(async () => {
+    await server?.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a call with the token works, the worker's stream too; a wrong token is UNAUTHENTICATED", async (t) => {
+    const anonymous = createTaskqClient({ address: server!.address, retry: false });
+    const answer = await anonymous.getQueue("anything").catch((error: unknown) => error);
+    await anonymous.close();
+    if (!(answer instanceof TaskqError && answer.code === Code.Unauthenticated)) {
+      t.skip(`this server does not check tokens (a call without one got ${String(answer)})`);
+      return;
+    }
+    const client = createTaskqClient({ address: server!.address, token });
+    const wrong = createTaskqClient({ address: server!.address, token: "taskq_wrong" });
+    try {
+      const id = uniqueQueue("auth");
+      await client.createQueue(id, { type: "push" });
+      await client.createTask(id, { payload: "hello" });
+      let handled = 0;
+      const worker = new Worker(client, id, () => void handled++, { onError: quiet });
+      const run = worker.run();
+      try {
+        await eventually(() => handled === 1, 10_000, "the task handled");
+      } finally {
+        await worker.stop();
+        await run;
+      }
+      await assert.rejects(
+        wrong.getQueue(id),
+        (error: unknown) => error instanceof TaskqError && error.code === Code.Unauthenticated,
+      );
+      await assert.rejects(
+        new Worker(wrong, id, () => {}, { onError: quiet }).run(),
+        (error: unknown) => error instanceof TaskqError && error.code === Code.Unauthenticated,
+      );
+    } finally {
+      await client.close();
+      await wrong.close();
     }
   });
 });
