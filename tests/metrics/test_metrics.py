@@ -46,6 +46,23 @@ def test_the_endpoint_serves_prometheus_text_with_the_process_and_server_figures
     assert any(name == "taskq_build_info" for name in metrics.names())
 
 
+def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(metered):
+    import urllib.request
+
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    assert metered.server is not None and metered.server.http_port is not None
+    request = urllib.request.Request(f"http://127.0.0.1:{metered.server.http_port.port}/metrics",
+                                     headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+        text = response.read().decode()
+    assert text.endswith("# EOF\n")
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert families["taskq_tasks_created"].type == "counter"
+    assert families["taskq_task_delivery_delay_seconds"].type == "histogram"
+
+
 def test_a_pull_task_life_is_counted_created_delivered_acknowledged_with_its_waits(metered, scrape, clock):
     metered.create_queue("work", PULL)
     metered.create_task("work", b"a")
