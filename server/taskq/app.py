@@ -43,6 +43,7 @@ from taskq.core.clock import Clock, SystemClock
 from taskq.core.engine import Engine
 from taskq.core.errors import QueueAlreadyExists
 from taskq.core.model import HttpTarget, Queue, QueueType, RetryPolicy
+from taskq.eventlog import EventLog
 from taskq.httppush.delivery import HttpPush, HttpPushSettings
 from taskq.metrics.exporter import Metrics
 from taskq.store.base import StoreError
@@ -146,6 +147,8 @@ class TaskqServer:
         #: The health-only port (--health-listen): the same health service, nothing else, in
         #: plain text, for probes that cannot do TLS.
         self._health_server: grpc.aio.Server | None = None
+        #: The event log's subscriber and summary loop (None with event_log "off").
+        self.event_log: EventLog | None = None
         self.health_port: int | None = None
         self._stopped = asyncio.Event()
         #: Failures injected into the store (a test seam; see store/faults.py).
@@ -216,6 +219,11 @@ class TaskqServer:
         )
         if self.metrics is not None:
             self.metrics.watch(engine)
+        if self.config.event_log != "off":
+            self.event_log = EventLog(engine.clock)
+            engine.events.subscribe(self.event_log)
+            if self._background:
+                self.event_log.start()
         try:
             await engine.start()
         except StoreError as error:
@@ -328,6 +336,8 @@ class TaskqServer:
             # Streams end now, releasing their tasks while the database is still open.
             await self.engine.close_streams()
         await self._stop_grpc(grace)
+        if self.event_log is not None:
+            await self.event_log.stop()  # the summaries of windows still open
         if self.authenticator is not None:
             await self.authenticator.close()
         if self.engine is not None:

@@ -160,6 +160,9 @@ class Config:
     #: Logging: level (debug, info, warning, error) and format (text or json).
     log_level: str = "info"
     log_format: str = "text"
+    #: The event log (taskq/eventlog.py: queues' life cycles, lease expiries, dead letters,
+    #: deletes; JSON lines): "stderr", a file to append to, or "off".
+    event_log: str = "stderr"
 
     def limits(self) -> ServerLimits:
         return ServerLimits(
@@ -285,6 +288,8 @@ class Config:
         if not 0.1 <= self.tls_reload_interval_seconds <= 86400:
             raise ConfigError("tls_reload_interval_seconds must be between 0.1 and 86400")
         self._check_auth()
+        if self.event_log not in ("stderr", "off") and not os.path.isdir(os.path.dirname(os.path.abspath(self.event_log))):
+            raise ConfigError(f"event_log must be stderr, off or a file in an existing directory, not {self.event_log!r}")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 
+from taskq import eventlog
 from taskq.app import StartupError, build_server
 from taskq.config import ConfigError, load
 
@@ -108,13 +110,16 @@ def add_parser(subparsers) -> None:
                       "port may call everything")
     parser.add_argument("--log-level", dest="log_level", help="debug, info, warning or error (default info)")
     parser.add_argument("--log-format", dest="log_format", choices=("text", "json"), help="log format (default text)")
+    parser.add_argument("--event-log", dest="event_log",
+                        help="where the event log's JSON lines go (queue life cycles, lease expiries, dead letters, "
+                        "deletes): stderr (default), a file to append to, or off")
     parser.set_defaults(run=run)
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": eventlog.timestamp(int(record.created * 1_000_000)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -131,6 +136,12 @@ def _configure_logging(level: str, log_format: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # gRPC's own chatter (its Python loggers, and the C core's, which GRPC_VERBOSITY governs
+    # and which must be set before the first channel or server) stays out of --log-level
+    # debug: taskq's debug lines are about taskq.
+    logging.getLogger("grpc").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    logging.getLogger("asyncio").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -141,6 +152,7 @@ def run(arguments: argparse.Namespace) -> int:
         print(f"taskq serve: {error}", file=sys.stderr)
         return 2
     _configure_logging(config.log_level, config.log_format)
+    eventlog.configure(config.event_log)
     return asyncio.run(_serve(config))
 
 
