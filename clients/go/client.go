@@ -68,7 +68,9 @@ type Option func(*clientSettings)
 type clientSettings struct {
 	credentials credentials.TransportCredentials
 	tls         *TLSSettings // nil: none given
-	token       string
+	token       *string      // nil: none given
+	tokenFile   string
+	plaintext   bool // AllowPlaintextToken
 	dialOptions []grpc.DialOption
 	batching    *BatchSettings // nil: off
 	retry       *CallRetry     // nil: off
@@ -90,12 +92,27 @@ func WithTLS(settings TLSSettings) Option {
 }
 
 // WithToken sends "authorization: Bearer <token>" with every call, the push Worker's streams
-// included; "" sends none (so WithToken(os.Getenv("TASKQ_TOKEN")) is fine when it is unset).
-// The token goes over whatever the connection is: use TLS beyond a trusted network or
-// sidecar. A token with spaces, control or non-ASCII characters is refused by [Dial] (with
-// [NewClient], its calls fail) with [ErrInvalidToken].
+// and calls on [Client.Conn] included. "" sends none, whatever the environment says. Without
+// WithToken or [WithTokenFile], the client sends $TASKQ_TOKEN, else the token in the file
+// $TASKQ_TOKEN_FILE names, else none. A token that is not one word of visible ASCII characters
+// is refused with [ErrInvalidToken]. [Dial] refuses to send a token in plain text to another
+// machine ([ErrPlaintextToken]) unless [AllowPlaintextToken].
 func WithToken(token string) Option {
-	return func(s *clientSettings) { s.token = token }
+	return func(s *clientSettings) { s.token, s.tokenFile = &token, "" }
+}
+
+// WithTokenFile sends the token held in a file (surrounding whitespace ignored), read when the
+// client is made and again before a call when the file has changed (a rotated Kubernetes
+// Secret); a file that cannot be read then leaves the previous token in use. See [WithToken].
+func WithTokenFile(path string) Option {
+	return func(s *clientSettings) { s.token, s.tokenFile = nil, path }
+}
+
+// AllowPlaintextToken lets [Dial] send a token over a plain-text connection to another machine,
+// for a network protected otherwise (a service mesh's mTLS between sidecars). Without it, a
+// token goes in plain text only to this machine (localhost, loopback addresses, Unix sockets).
+func AllowPlaintextToken() Option {
+	return func(s *clientSettings) { s.plaintext = true }
 }
 
 // WithDialOptions adds gRPC dial options (interceptors, per-RPC credentials, a custom
@@ -129,9 +146,6 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 		return nil, err
 	}
 	s := settingsOf(opts)
-	if s.token != "" && !validToken(s.token) {
-		return nil, ErrInvalidToken
-	}
 	target, connection, err := connectionOptions(address, s)
 	if err != nil {
 		return nil, err
@@ -164,13 +178,15 @@ func settingsOf(opts []Option) *clientSettings {
 }
 
 func newClient(conn grpc.ClientConnInterface, s *clientSettings) *Client {
-	c := &Client{conn: withToken(conn, s.token), closing: make(chan struct{})}
+	// Dial has checked the token; NewClient's calls fail with what is wrong with it.
+	b, tokenErr := bearerOf(s)
+	c := &Client{conn: withToken(conn, b, tokenErr), closing: make(chan struct{})}
 	calls := conn
 	if s.retry != nil {
 		calls = &retryingConn{ClientConnInterface: conn, policy: s.retry.withDefaults(), closed: c.closing}
 	}
 	// Outside the retries, which resend the call's context, metadata included.
-	calls = withToken(calls, s.token)
+	calls = withToken(calls, b, tokenErr)
 	c.tasks = taskqv1.NewTaskServiceClient(calls)
 	c.queues = taskqv1.NewQueueServiceClient(calls)
 	if s.batching != nil {

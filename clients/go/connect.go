@@ -39,6 +39,15 @@ func connectionOptions(address string, s *clientSettings) (string, []grpc.DialOp
 			}
 		}
 	}
+	b, err := bearerOf(s)
+	if err != nil {
+		return "", nil, err
+	}
+	if b != nil {
+		if err := checkTransport(address, parsed, creds.Info().SecurityProtocol != "insecure", s.plaintext); err != nil {
+			return "", nil, err
+		}
+	}
 	options := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	target := parsed.Target
 	switch parsed.kind {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,7 +145,14 @@ func TestTheTokenIsSentWithUnaryCalls(t *testing.T) {
 	}
 }
 
+// noEnvironmentToken keeps the test from $TASKQ_TOKEN and $TASKQ_TOKEN_FILE.
+func noEnvironmentToken(t *testing.T) {
+	t.Setenv(taskq.TokenEnv, "")
+	t.Setenv(taskq.TokenFileEnv, "")
+}
+
 func TestAWrongTokenOrNoneIsUnauthenticated(t *testing.T) {
+	noEnvironmentToken(t)
 	standIn, address, _ := startStandIn(t)
 	for _, opts := range [][]taskq.Option{{taskq.WithToken("wrong")}, {}, {taskq.WithToken("")}} {
 		client := dialStandIn(t, address, opts...)
@@ -201,7 +209,7 @@ func TestAWorkerWithAWrongTokenStopsWithUnauthenticated(t *testing.T) {
 }
 
 func TestATokenThatCannotBeAHeaderIsRefusedByDial(t *testing.T) {
-	for _, token := range []string{"two words", "line\nbreak", "naïve"} {
+	for _, token := range []string{"two words", "line\nbreak", "naïve", " \n"} {
 		client, err := taskq.Dial(t.Context(), "127.0.0.1:50051", taskq.WithToken(token))
 		if client != nil {
 			_ = client.Close()
@@ -252,6 +260,92 @@ func TestUnixSocketsDNSAndIPListsReachTheServer(t *testing.T) {
 }
 
 func insecureCredentials() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+func TestATokenFileIsReadAgainWhenItChanges(t *testing.T) {
+	standIn, address, _ := startStandIn(t)
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("first-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client := dialStandIn(t, address, taskq.WithTokenFile(file))
+	call := func() {
+		t.Helper()
+		_, _ = client.GetQueue(testContext(t), "q")
+	}
+	call()
+	if err := os.WriteFile(file, []byte("the-second-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	call()
+	if err := os.Remove(file); err != nil { // mid-rotation: the token read before is kept
+		t.Fatal(err)
+	}
+	call()
+	want := []string{"Bearer first-token", "Bearer the-second-token", "Bearer the-second-token"}
+	if got := standIn.seen("GetQueue"); !slices.Equal(got, want) {
+		t.Errorf("authorization headers = %q, want %q", got, want)
+	}
+	if _, err := taskq.Dial(t.Context(), address, taskq.WithTokenFile(file)); !errors.Is(err, taskq.ErrInvalidToken) ||
+		!strings.Contains(err.Error(), "cannot read the token file "+file) {
+		t.Errorf("Dial with a missing token file = %v, want ErrInvalidToken naming it", err)
+	}
+}
+
+func TestTheTokenComesFromTheEnvironmentWithoutAnOption(t *testing.T) {
+	standIn, address, _ := startStandIn(t)
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(taskq.TokenEnv, "from-the-environment")
+	t.Setenv(taskq.TokenFileEnv, file)
+	_, _ = dialStandIn(t, address).GetQueue(testContext(t), "q")                           // $TASKQ_TOKEN first
+	_, _ = dialStandIn(t, address, taskq.WithToken("given")).GetQueue(testContext(t), "q") // an option wins
+	_, _ = dialStandIn(t, address, taskq.WithToken("")).GetQueue(testContext(t), "q")      // none, said so
+	t.Setenv(taskq.TokenEnv, "")
+	_, _ = dialStandIn(t, address).GetQueue(testContext(t), "q") // then $TASKQ_TOKEN_FILE
+	want := []string{"Bearer from-the-environment", "Bearer given", "Bearer from-a-file"}
+	if got := standIn.seen("GetQueue"); !slices.Equal(got, want) {
+		t.Errorf("authorization headers = %q, want %q", got, want)
+	}
+}
+
+func TestATokenGoesInPlainTextOnlyToThisMachine(t *testing.T) {
+	noEnvironmentToken(t)
+	// Dials nothing: the connections Dial starts go to this dialer, which fails them.
+	nowhere := taskq.WithDialOptions(grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) {
+		return nil, errors.New("not connecting in this test")
+	}))
+	token := taskq.WithToken("secret")
+	for _, c := range []struct {
+		address string
+		opts    []taskq.Option
+		refused bool
+	}{
+		{"10.1.2.3:50051", nil, true},
+		{"taskq.example.com", nil, true},
+		{"http://taskq.example.com", nil, true},
+		{"ipv4:127.0.0.1:7001,10.1.2.3:7002", nil, true},
+		{"10.1.2.3:50051", []taskq.Option{taskq.AllowPlaintextToken()}, false},
+		{"10.1.2.3:50051", []taskq.Option{taskq.WithTLS(taskq.TLSSettings{})}, false},
+		{"https://10.1.2.3", nil, false},
+		{"localhost:50051", nil, false},
+		{"LOCALHOST.", nil, false},
+		{"127.0.0.2:50051", nil, false},
+		{"[::1]:50051", nil, false},
+		{"unix:/run/taskq.sock", nil, false},
+		{"dns:///localhost:50051", nil, false},
+		{"ipv4:127.0.0.1:7001,127.0.0.2:7002", nil, false},
+	} {
+		client, err := taskq.Dial(t.Context(), c.address, append([]taskq.Option{token, nowhere}, c.opts...)...)
+		if client != nil {
+			_ = client.Close()
+		}
+		if c.refused != errors.Is(err, taskq.ErrPlaintextToken) || (!c.refused && err != nil) {
+			t.Errorf("Dial(%s) with a token = %v, want refused: %v", c.address, err, c.refused)
+		}
+	}
+}
 
 // TestTokensAgainstTheRealServer runs the token through a real taskq server configured with a
 // tokens file (auth_tokens_file, TASKQ_AUTH_TOKENS_FILE: the SHA-256 of each token with its
