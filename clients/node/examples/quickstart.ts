@@ -3,15 +3,12 @@
 //
 //     npm run build && npm run build:test && node build/examples/quickstart.js
 //
-// TASKQ_ADDRESS overrides the address (the tests run it against their own server), TASKQ_TOKEN
-// gives a bearer token.
+// TASKQ_ADDRESS overrides the address (the tests run it against their own server).
 
 import { createTaskqClient, PullWorker, QueueAlreadyExistsError, Worker } from "@taskq/client";
 
-const client = createTaskqClient({
-  address: process.env.TASKQ_ADDRESS ?? "127.0.0.1:50051", // "https://taskq.example.com", ...
-  token: process.env.TASKQ_TOKEN, // sent as "authorization: Bearer ..."; unset: none
-});
+// The client sends $TASKQ_TOKEN (or the token in $TASKQ_TOKEN_FILE), if set, with every call.
+const client = createTaskqClient({ address: process.env.TASKQ_ADDRESS ?? "127.0.0.1:50051" });
 
 // Two queues (a second run finds them there already).
 for (const [queue, type] of [["node-emails", "push"], ["node-reports", "pull"]] as const) {

@@ -32,7 +32,7 @@ import { brokenConnectionIsUnavailable, retryUnavailable, type RetryOptions } fr
 import { TaskStream, type TaskStreamOptions } from "./stream.js";
 import { connectionFailureIsUnavailable, connectionFor } from "./connection.js";
 import type { TlsSettings } from "./tls.js";
-import { bearerToken } from "./token.js";
+import { bearerTokenFrom, PlaintextTokenError } from "./token.js";
 
 /** The address `taskq serve` listens on by default. */
 export const DEFAULT_ADDRESS = "127.0.0.1:50051";
@@ -52,11 +52,16 @@ export interface TaskqClientOptions {
    * InvalidTlsSettingsError names one that cannot be used. */
   tls?: TlsSettings;
   /** A bearer token: every call, the Worker's StreamTasks streams included, sends
-   * `authorization: Bearer <token>`; "" or undefined sends none. It goes over whatever the
-   * connection is: use TLS unless the path to the server is trusted. */
+   * `authorization: Bearer <token>`; "" sends none. Without `token` or `tokenFile`: the
+   * environment's TASKQ_TOKEN, else TASKQ_TOKEN_FILE (see token.ts). */
   token?: string;
-  /** A Connect transport to use instead of opening one; `address`, `tls`, `token`, `retry`
-   * and `interceptors` are then ignored (give the transport its own). */
+  /** A file holding the token, read now and again before a call when it has changed. */
+  tokenFile?: string;
+  /** Send the token even in plain text to another machine (a network protected otherwise);
+   * without it, a token without TLS goes only to this machine, else PlaintextTokenError. */
+  allowPlaintextToken?: boolean;
+  /** A Connect transport to use instead of opening one; `address`, `tls`, the token, `retry`
+   * and `interceptors` are then ignored (give the transport its own, e.g. bearerToken). */
   transport?: Transport;
   /** The deadline of each call, ms, its retries included; 0 for none. LeaseTasks calls get
    * their `waitMs` on top. Default 30,000. */
@@ -151,7 +156,15 @@ export class TaskqClient {
     let transport = options.transport;
     if (transport === undefined) {
       const connection = connectionFor(this.address, options.tls);
-      const token = options.token ? bearerToken(options.token) : undefined;
+      const bearer = bearerTokenFrom(options);
+      if (bearer && !connection.tls && !connection.local && !options.allowPlaintextToken) {
+        throw new PlaintextTokenError(
+          `refusing to send a token in plain text to ${this.address}: anyone on the way could copy it and call as you. ` +
+            "Connect with TLS (https://..., or `tls` settings such as a CA file), or allow it explicitly " +
+            "(allowPlaintextToken: true) when the network itself is protected",
+        );
+      }
+      const token = bearer?.interceptor();
       // Pings on a connection that has been quiet for 30 s find a dead peer; the server
       // accepts pings every 10 s and answers faster ones with GOAWAY.
       this.#sessions = new Http2SessionManager(

@@ -7,11 +7,11 @@
 
 import { Resolver } from "node:dns";
 import type { LookupFunction, NetConnectOpts, Socket } from "node:net";
-import { connect as netConnect, isIP } from "node:net";
+import { connect as netConnect, isIP, isIPv4, isIPv6 } from "node:net";
 import type { Duplex } from "node:stream";
 import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions, type PeerCertificate } from "node:tls";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { formatEndpoint, InvalidAddressError, parseAddress, type Endpoint } from "./address.js";
+import { formatEndpoint, InvalidAddressError, parseAddress, type Destination, type Endpoint } from "./address.js";
 import { readTlsSettings, type TlsMaterial, type TlsSettings } from "./tls.js";
 
 /** Errors of connections that were never made (refused, unreachable, a failed TLS handshake):
@@ -44,6 +44,31 @@ function causes(error: Error): Error[] {
   return chain;
 }
 
+/** Whether every server `destination` names is on this machine: a Unix socket, localhost or a
+ * loopback IP address (127.0.0.0/8, ::1). Traffic to it never crosses a network. */
+export function isLocal(destination: Destination): boolean {
+  const endpoints =
+    destination.kind === "unix" ? [] : destination.kind === "list" ? destination.endpoints : [destination.endpoint];
+  return endpoints.every(({ host }) => {
+    const name = host.toLowerCase();
+    if (name === "localhost" || name === "localhost.") {
+      return true;
+    }
+    if (isIPv4(host)) {
+      return host.startsWith("127.");
+    }
+    return isIPv6(host) && isIPv6Loopback(host.replace(/%.*$/, ""));
+  });
+}
+
+function isIPv6Loopback(host: string): boolean {
+  try {
+    return new URL(`http://[${host}]/`).hostname === "[::1]";
+  } catch {
+    return false;
+  }
+}
+
 /** What the transport needs to reach the server. */
 export interface Connection {
   /** The base URL of the requests: http:// or https:// and the authority. */
@@ -51,6 +76,8 @@ export interface Connection {
   /** Opens a socket (a TLS one when `tls`) to the server, for http2.connect. */
   readonly createConnection: () => Duplex;
   readonly tls: boolean;
+  /** Whether the server is on this machine (see isLocal). */
+  readonly local: boolean;
 }
 
 /** Reads `address` and the TLS settings; throws InvalidAddressError or InvalidTlsSettingsError. */
@@ -133,6 +160,7 @@ export function connectionFor(address: string, settings: TlsSettings | undefined
     baseUrl: `${tls ? "https" : "http"}://${authority}`,
     createConnection: open,
     tls,
+    local: isLocal(destination),
   };
 }
 

@@ -10,7 +10,7 @@
 //   signature.ts verifySignature: the X-Taskq-Signature header of HTTP push requests
 //   address.ts   parseAddress: the server address rules every taskq client shares
 //   tls.ts       TlsSettings: CA file, client certificate (mTLS), server name
-//   token.ts     bearerToken: the `authorization: Bearer` header of every call
+//   token.ts     BearerToken: the `authorization: Bearer` header of every call (token, file, env)
 //
 // The generated messages and enums are re-exported (Task, Queue, TaskState, ...); the
 // generated schemas and service descriptors are under "@taskq/client/gen/...".
@@ -54,7 +54,15 @@ export { parseAddress, InvalidAddressError, DEFAULT_PORT, ADDRESS_FORMS } from "
 export type { Address, Destination, Endpoint } from "./address.js";
 export { InvalidTlsSettingsError } from "./tls.js";
 export type { TlsSettings } from "./tls.js";
-export { bearerToken, InvalidTokenError } from "./token.js";
+export {
+  bearerToken,
+  bearerTokenFrom,
+  BearerToken,
+  InvalidTokenError,
+  PlaintextTokenError,
+  TOKEN_ENV,
+  TOKEN_FILE_ENV,
+} from "./token.js";
 export { Batcher, MAX_BATCH_ITEMS } from "./batching.js";
 export type { BatchingOptions, SendBatch } from "./batching.js";
 export {

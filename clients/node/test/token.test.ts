@@ -104,8 +104,10 @@ describe("bearer tokens", () => {
   });
 
   it("a wrong token, or none, is UNAUTHENTICATED", async () => {
+    delete process.env.TASKQ_TOKEN;
+    delete process.env.TASKQ_TOKEN_FILE;
     headers.clear();
-    for (const token of ["wrong", "", undefined]) {
+    for (const token of ["wrong", ""]) {
       const client = createTaskqClient({ address, token });
       try {
         await assert.rejects(
@@ -154,8 +156,87 @@ describe("bearer tokens", () => {
   });
 
   it("a token that cannot be a header is refused when the client is made", () => {
-    for (const token of ["two words", "line\nbreak", "naïve"]) {
+    for (const token of ["two words", "line\nbreak", "naïve", " \n"]) {
       assert.throws(() => createTaskqClient({ address, token }), InvalidTokenError);
+    }
+  });
+
+  it("a token file is read again when it changes, and kept while it is gone", async () => {
+    headers.clear();
+    const file = join(mkdtempSync(join(tmpdir(), "taskq-node-token-")), "token");
+    writeFileSync(file, "first-token\n");
+    const client = createTaskqClient({ address, tokenFile: file });
+    try {
+      await client.getQueue("q").catch(() => {});
+      writeFileSync(file, "the-second-token");
+      await client.getQueue("q").catch(() => {});
+      rmSync(file);
+      await client.getQueue("q").catch(() => {});
+    } finally {
+      await client.close();
+    }
+    assert.deepEqual(seen("GetQueue"), ["Bearer first-token", "Bearer the-second-token", "Bearer the-second-token"]);
+    assert.throws(() => createTaskqClient({ address, tokenFile: file }), {
+      name: "InvalidTokenError",
+      message: new RegExp(`^cannot read the token file ${file}`),
+    });
+  });
+
+  it("comes from the environment without an option: TASKQ_TOKEN, else TASKQ_TOKEN_FILE", async () => {
+    headers.clear();
+    const file = join(mkdtempSync(join(tmpdir(), "taskq-node-token-")), "token");
+    writeFileSync(file, "from-a-file\n");
+    const saved = { token: process.env.TASKQ_TOKEN, file: process.env.TASKQ_TOKEN_FILE };
+    process.env.TASKQ_TOKEN = "from-the-environment";
+    process.env.TASKQ_TOKEN_FILE = file;
+    try {
+      const call = async (options: { token?: string }) => {
+        const client = createTaskqClient({ address, ...options });
+        await client.getQueue("q").catch(() => {});
+        await client.close();
+      };
+      await call({}); // TASKQ_TOKEN first
+      await call({ token: "given" }); // an option wins
+      await call({ token: "" }); // none, said so
+      delete process.env.TASKQ_TOKEN;
+      await call({}); // then TASKQ_TOKEN_FILE
+    } finally {
+      for (const [name, value] of [["TASKQ_TOKEN", saved.token], ["TASKQ_TOKEN_FILE", saved.file]] as const) {
+        if (value === undefined) {
+          delete process.env[name];
+        } else {
+          process.env[name] = value;
+        }
+      }
+    }
+    assert.deepEqual(seen("GetQueue"), ["Bearer from-the-environment", "Bearer given", "Bearer from-a-file"]);
+  });
+
+  it("goes in plain text only to this machine", () => {
+    // Clients are made and closed without a call: nothing is dialed.
+    for (const [address, options, refused] of [
+      ["10.1.2.3:50051", {}, true],
+      ["taskq.example.com", {}, true],
+      ["http://taskq.example.com", {}, true],
+      ["ipv4:127.0.0.1:7001,10.1.2.3:7002", {}, true],
+      ["10.1.2.3:50051", { allowPlaintextToken: true }, false],
+      ["10.1.2.3:50051", { tls: {} }, false],
+      ["https://taskq.example.com", {}, false],
+      ["localhost:50051", {}, false],
+      ["LOCALHOST.", {}, false],
+      ["127.0.0.2:50051", {}, false],
+      ["[::1]:50051", {}, false],
+      ["[0:0::1]:50051", {}, false],
+      ["unix:/run/taskq.sock", {}, false],
+      ["dns:///localhost:50051", {}, false],
+      ["ipv4:127.0.0.1:7001,127.0.0.2:7002", {}, false],
+    ] as const) {
+      const make = () => createTaskqClient({ address, token: "secret", ...options });
+      if (refused) {
+        assert.throws(make, { name: "PlaintextTokenError", message: /refusing to send a token in plain text/ }, address);
+      } else {
+        void make().close();
+      }
     }
   });
 
