@@ -42,12 +42,15 @@ final class Channels {
   /**
    * A channel to {@code address} (see {@link ServerAddress}) with the taskq settings: TLS when
    * the address is https:// or {@code tls} is given ({@code credentials}, when given, take
-   * their place). Throws {@link InvalidAddressException} or {@link InvalidTlsSettingsException}.
+   * their place). Throws {@link InvalidAddressException} or {@link InvalidTlsSettingsException},
+   * and with {@code checkToken} {@link PlaintextTokenException} for a plain-text channel to
+   * another machine.
    */
   static ManagedChannel open(
       String address,
       ChannelCredentials credentials,
       TlsSettings tls,
+      boolean checkToken,
       List<ClientInterceptor> interceptors,
       Consumer<ManagedChannelBuilder<?>> customizer) {
     ServerAddress parsed = ServerAddress.parse(address);
@@ -63,6 +66,12 @@ final class Channels {
       credentials = tls != null || parsed.tls() == ServerAddress.Tls.ALWAYS
           ? (tls != null ? tls : TlsSettings.DEFAULT).credentials()
           : InsecureChannelCredentials.create();
+    }
+    if (checkToken && credentials instanceof InsecureChannelCredentials && !parsed.isLocal()) {
+      throw new PlaintextTokenException("refusing to send a token in plain text to " + address
+          + ": anyone on the way could copy it and call as you. Connect with TLS (https://..., or tls(...) "
+          + "settings such as a CA file), or allow it explicitly (allowPlaintextToken()) when the network "
+          + "itself is protected");
     }
     String target = switch (parsed.kind()) {
       // Said explicitly: grpc-java would take a host named like a resolver (unix) for a scheme.

@@ -84,6 +84,26 @@ public final class ServerAddress {
     return endpoints;
   }
 
+  /**
+   * Whether every server the address names is on this machine: a Unix socket, localhost or a
+   * loopback IP address (127.0.0.0/8, ::1). Traffic to it never crosses a network.
+   */
+  public boolean isLocal() {
+    for (String endpoint : endpoints) {
+      String host = endpoint.substring(0, endpoint.lastIndexOf(':'));
+      if (host.equalsIgnoreCase("localhost") || host.equalsIgnoreCase("localhost.")) {
+        continue;
+      }
+      boolean loopback = host.startsWith("[")
+          ? "::1".equals(IpAddresses.normalizeIpv6(host.substring(1, host.length() - 1).replaceFirst("%.*", "")))
+          : IpAddresses.isIpv4(host) && host.startsWith("127.");
+      if (!loopback) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   @Override
   public String toString() {
     return target;

@@ -45,6 +45,7 @@ import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCalls;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -119,17 +120,20 @@ public final class TaskqClient implements AutoCloseable {
   private final AtomicBoolean retriesStopped = new AtomicBoolean();
 
   private TaskqClient(Builder builder) {
+    Tokens token = builder.tokenSet ? builder.token
+        : builder.tokenFile != null ? Tokens.fromFile(builder.tokenFile)
+        : Tokens.fromEnvironment(System.getenv());
     List<ClientInterceptor> interceptors = new ArrayList<>(builder.interceptors);
-    if (builder.token != null) {
+    if (token != null) {
       // Last in the list, first to see a call: the caller's interceptors see the header.
-      interceptors.add(Tokens.interceptor(builder.token));
+      interceptors.add(token.interceptor());
     }
     if (builder.channel != null) {
       this.ownedChannel = null;
       this.channel = ClientInterceptors.intercept(builder.channel, interceptors);
     } else {
-      this.ownedChannel = Channels.open(
-          builder.address, builder.credentials, builder.tls, interceptors, builder.customizer);
+      this.ownedChannel = Channels.open(builder.address, builder.credentials, builder.tls,
+          token != null && !builder.allowPlaintextToken, interceptors, builder.customizer);
       this.channel = ownedChannel;
     }
     this.timeout = builder.timeout;
@@ -177,7 +181,10 @@ public final class TaskqClient implements AutoCloseable {
     private BatchSettings batching = BatchSettings.DEFAULT;
     private ChannelCredentials credentials;
     private TlsSettings tls;
-    private String token;
+    private boolean tokenSet;
+    private Tokens token;
+    private Path tokenFile;
+    private boolean allowPlaintextToken;
     private List<ClientInterceptor> interceptors = List.of();
     private Consumer<ManagedChannelBuilder<?>> customizer = channelBuilder -> { };
 
@@ -235,13 +242,41 @@ public final class TaskqClient implements AutoCloseable {
 
     /**
      * Send {@code authorization: Bearer <token>} with every call, the push {@link Worker}'s
-     * StreamTasks streams included; null or "" sends none (so {@code
-     * token(System.getenv("TASKQ_TOKEN"))} suits a variable that may be unset). The header goes
-     * over whatever the connection is: use TLS unless the path to the server is trusted. Throws
-     * IllegalArgumentException for a token with spaces, control or non-ASCII characters.
+     * StreamTasks streams included; null or "" sends none, whatever the environment says.
+     * Without {@code token} or {@link #tokenFile}, the client sends $TASKQ_TOKEN, else the token
+     * in the file $TASKQ_TOKEN_FILE names, else none. Throws {@link InvalidTokenException} for a
+     * token that is not one word of visible ASCII characters. A client opened from an address
+     * refuses to send a token in plain text to another machine: see {@link
+     * #allowPlaintextToken}.
      */
     public Builder token(String token) {
-      this.token = token == null || token.isEmpty() ? null : Tokens.check(token);
+      this.token = token == null || token.isEmpty() ? null : Tokens.of(token);
+      this.tokenSet = true;
+      this.tokenFile = null;
+      return this;
+    }
+
+    /**
+     * Send the token held in {@code file} (surrounding whitespace ignored), read by {@link
+     * #build()} and again before a call when the file has changed (a rotated Kubernetes
+     * Secret); a file that cannot be read then leaves the previous token in use. See {@link
+     * #token}.
+     */
+    public Builder tokenFile(Path file) {
+      this.tokenFile = Objects.requireNonNull(file, "file");
+      this.tokenSet = false;
+      this.token = null;
+      return this;
+    }
+
+    /**
+     * Send the token even in plain text to another machine, for a network protected otherwise
+     * (a service mesh's mTLS between sidecars). Without it, a token goes in plain text only to
+     * this machine (localhost, loopback addresses, Unix sockets), and {@link #build()} throws
+     * {@link PlaintextTokenException} for any other.
+     */
+    public Builder allowPlaintextToken() {
+      this.allowPlaintextToken = true;
       return this;
     }
 

@@ -31,6 +31,7 @@ import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChanne
 import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
 import io.grpc.stub.StreamObserver;
 import java.net.ServerSocket;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -199,9 +200,66 @@ class TokenTest {
 
   @Test
   void aTokenThatCannotBeAHeaderIsRefused() {
-    for (String token : new String[] {"two words", "line\nbreak", "naïve"}) {
-      assertThrows(IllegalArgumentException.class, () -> TaskqClient.builder("127.0.0.1:" + port).token(token));
+    for (String token : new String[] {"two words", "line\nbreak", "naïve", " \n"}) {
+      assertThrows(InvalidTokenException.class, () -> TaskqClient.builder("127.0.0.1:" + port).token(token));
     }
+  }
+
+  @Test
+  void aTokenFileIsReadAgainWhenItChangesAndKeptWhileItIsGone() throws Exception {
+    Path file = Files.writeString(dir.resolve("token"), "first-token\n");
+    try (TaskqClient client = TaskqClient.builder("127.0.0.1:" + port).tokenFile(file).build()) {
+      assertThrows(TaskqException.class, () -> client.getQueue("q"));
+      Files.writeString(file, "the-second-token");
+      assertThrows(TaskqException.class, () -> client.getQueue("q"));
+      Files.delete(file);
+      assertThrows(TaskqException.class, () -> client.getQueue("q"));
+    }
+    assertEquals(List.of("Bearer first-token", "Bearer the-second-token", "Bearer the-second-token"),
+        seen("GetQueue"));
+    InvalidTokenException error = assertThrows(InvalidTokenException.class,
+        () -> TaskqClient.builder("127.0.0.1:" + port).tokenFile(file).build());
+    assertTrue(error.getMessage().startsWith("cannot read the token file " + file), error.getMessage());
+  }
+
+  @Test
+  void theEnvironmentGivesTheTokenElseTheTokenFile() throws Exception {
+    Path file = Files.writeString(dir.resolve("env-token"), "from-a-file\n");
+    assertEquals("from-the-environment", Tokens.fromEnvironment(
+        Map.of("TASKQ_TOKEN", "from-the-environment", "TASKQ_TOKEN_FILE", file.toString())).token());
+    assertEquals("from-a-file", Tokens.fromEnvironment(
+        Map.of("TASKQ_TOKEN", "", "TASKQ_TOKEN_FILE", file.toString())).token());
+    assertEquals(null, Tokens.fromEnvironment(Map.of()));
+  }
+
+  @Test
+  void aTokenGoesInPlainTextOnlyToThisMachine() {
+    // Clients are built and closed without a call: grpc-java connects (and resolves) nothing.
+    Map<String, Boolean> refused = new java.util.LinkedHashMap<>();
+    refused.put("10.1.2.3:50051", true);
+    refused.put("taskq.example.com", true);
+    refused.put("http://taskq.example.com", true);
+    refused.put("ipv4:127.0.0.1:7001,10.1.2.3:7002", true);
+    refused.put("https://taskq.example.com", false);
+    refused.put("localhost:50051", false);
+    refused.put("LOCALHOST.", false);
+    refused.put("127.0.0.2:50051", false);
+    refused.put("[::1]:50051", false);
+    refused.put("[0:0::1]:50051", false);
+    refused.put("unix:/run/taskq.sock", false);
+    refused.put("dns:///localhost:50051", false);
+    refused.put("ipv4:127.0.0.1:7001,127.0.0.2:7002", false);
+    refused.forEach((address, no) -> {
+      TaskqClient.Builder builder = TaskqClient.builder(address).token("secret");
+      if (no) {
+        PlaintextTokenException error = assertThrows(PlaintextTokenException.class, builder::build, address);
+        assertTrue(error.getMessage().startsWith("refusing to send a token in plain text to " + address));
+      } else {
+        builder.build().close();
+      }
+    });
+    TaskqClient.builder("10.1.2.3:50051").token("secret").allowPlaintextToken().build().close();
+    TaskqClient.builder("10.1.2.3:50051").token("secret").tls(TlsSettings.DEFAULT).build().close();
   }
 
   @Test
