@@ -1,4 +1,4 @@
-"""The auth file (`auth_file`): bearer tokens, kept as hashes, and the roles of identities.
+"""The tokens file (`auth_tokens_file`): bearer tokens, kept as hashes, and the roles of identities.
 
     tokens:                       # each: a name, the SHA-256 of the secret (hex), its roles
       - name: deployer
@@ -45,7 +45,7 @@ _NAME = re.compile(r"[^\s\x00-\x1f]{1,256}")
 
 
 class AuthFileError(Exception):
-    """The auth file cannot be used; the message names it and the entry at fault."""
+    """The tokens file cannot be used; the message names it and the entry at fault."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +83,7 @@ def token_entry_yaml(name: str, token: str, grants: list[Grant], expires: dateti
 
 
 class AuthFile(WatchedFiles[AuthData]):
-    """The auth file as last read; `get()` reads it again when it changed (looked at on use,
+    """The tokens file as last read; `get()` reads it again when it changed (looked at on use,
     at most every `interval_s` of the clock)."""
 
     def __init__(self, path: str, clock: Clock, interval_s: float) -> None:

@@ -1,12 +1,12 @@
 """Who is calling: a call's credentials -> a Principal with its grants, or Unauthenticated.
 
-A bearer token, when the call has one, decides: a token of the auth file (by its hash), else a
+A bearer token, when the call has one, decides: a token of the tokens file (by its hash), else a
 JWT (when JWTs are configured). A wrong token is refused even if the connection has a client
 certificate: the caller asked to be someone. Without a token, a client certificate (mTLS)
 names the caller. Without either, the call is refused.
 
 A principal's grants: its token entry's roles, or its JWT's roles claim, plus the roles the
-auth file's `identities:` give its name, plus those the queue file's `acl` gives it.
+tokens file's `identities:` give its name, plus those the queue file's `acl` gives it.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class Authenticator:
             except InvalidGrant as error:
                 raise Unauthenticated(f"the JWT's roles claim holds {error}") from None
             return Principal(verified.identity, "jwt", claimed + self._grants_of(verified.identity))
-        raise Unauthenticated("the bearer token is not one of the auth file's tokens"
+        raise Unauthenticated("the bearer token is not one of the tokens file's tokens"
                               + (" nor a JWT" if self._jwt is not None else ""))
 
     def _grants_of(self, name: str) -> tuple[Grant, ...]:

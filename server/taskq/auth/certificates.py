@@ -1,7 +1,7 @@
 """The identity of a client certificate (mTLS): its URI subject alternative name (a SPIFFE ID
 such as spiffe://example.org/ns/prod/sa/mailer), else its first DNS name, else its subject's
 common name. The TLS handshake already checked the certificate against `tls_client_ca_file`;
-this only names it, for the roles the auth file gives that name.
+this only names it, for the roles the tokens file gives that name.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ class Gate:
 
         return checked
 
-    def _open_or_authenticated(self, service: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def open_or_authenticated(self, service: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """A handler of health or reflection: as it is when open, else behind authentication."""
         if service in self._open:
             return handler
@@ -167,7 +167,7 @@ class _Registrar:
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
         self._server.add_registered_method_handlers(
-            service, {name: self._gate._open_or_authenticated(service, handler) for name, handler in handlers.items()})
+            service, {name: self._gate.open_or_authenticated(service, handler) for name, handler in handlers.items()})
 
 
 class _GenericChecked(grpc.GenericRpcHandler):
@@ -180,7 +180,7 @@ class _GenericChecked(grpc.GenericRpcHandler):
         if handler is None:
             return None
         service = handler_call_details.method.strip("/").partition("/")[0]
-        return self._gate._open_or_authenticated(service, handler)
+        return self._gate.open_or_authenticated(service, handler)
 
 
 async def _abort(context: grpc.aio.ServicerContext, method: str, error: Exception) -> NoReturn:

@@ -55,10 +55,10 @@ class JwtSettings:
     jwks_url: str | None = None
     algorithms: tuple[str, ...] = ("RS256", "ES256")
     clock_skew_s: float = 60.0
-    #: The claim naming the caller (its identity in the auth file and queue.yaml acl).
+    #: The claim naming the caller (its identity in the tokens file and queue.yaml acl).
     identity_claim: str = "sub"
     #: A claim holding the caller's roles (a list, or one string separated by spaces or
-    #: commas, of `role` or `role=pattern`); None: roles come from the auth file only.
+    #: commas, of `role` or `role=pattern`); None: roles come from the tokens file only.
     roles_claim: str | None = None
     refresh_s: float = 300.0
     #: How often a JWKS file is looked at for changes, on use, seconds.
@@ -133,7 +133,7 @@ class JwtVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise Unauthenticated("the bearer token is neither a token of the auth file nor a JWT") from None
+            raise Unauthenticated("the bearer token is neither a token of the tokens file nor a JWT") from None
         algorithm = header.get("alg")
         if algorithm not in self.settings.algorithms:
             raise Unauthenticated(f"JWTs signed with {str(algorithm)[:20]!r} are not accepted (jwt_algorithms: "
