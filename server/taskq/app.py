@@ -254,7 +254,7 @@ class TaskqServer:
             self.http_port = HttpPort(engine, self.config.http_listen, self.config.appengine_target_urls(),
                                       self.config.max_message_bytes,
                                       ssl_context=self.http_tls.context if self.http_tls else None,
-                                      authenticator=self.authenticator)
+                                      authenticator=self.authenticator, open_paths=self.config.open_http_paths())
             if self.metrics is not None:
                 self.http_port.add_get("/metrics", self.metrics.handle)
             try:

@@ -137,8 +137,9 @@ class Config:
     #: How often the tokens file (and a JWKS file) is looked at for changes, seconds; the
     #: look is made by the first call after the interval.
     auth_reload_interval_seconds: float = 5.0
-    #: With authentication on, the services callable without credentials: health and
-    #: reflection (comma-separated), or none (then any authenticated caller may use them).
+    #: With authentication on, what needs no credentials: gRPC health and reflection, the
+    #: HTTP port's /metrics (comma-separated), or none. Closed, health and reflection take any
+    #: authenticated caller, /metrics one with viewer on every queue.
     auth_open_services: str = "health,reflection"
     #: JWTs as bearer tokens: the keys (a JWKS file, or an https:// URL fetched and cached),
     #: the issuer (iss) and audience (aud) they must name, the algorithms accepted, the clock
@@ -220,10 +221,16 @@ class Config:
         from taskq.auth.gate import OPEN_SERVICE_NAMES
 
         names: set[str] = set()
-        for part in self.auth_open_services.split(","):
-            if part.strip() and part.strip() != "none":
-                names.update(OPEN_SERVICE_NAMES[part.strip()])
+        for part in self._open_parts():
+            names.update(OPEN_SERVICE_NAMES.get(part, ()))
         return frozenset(names)
+
+    def open_http_paths(self) -> frozenset[str]:
+        """auth_open_services as paths of the HTTP port (metrics: /metrics)."""
+        return frozenset({"/metrics"} if "metrics" in self._open_parts() else ())
+
+    def _open_parts(self) -> list[str]:
+        return [part.strip() for part in self.auth_open_services.split(",") if part.strip() not in ("", "none")]
 
     def durability_mode(self) -> Durability:
         return Durability(self.durability)
@@ -310,8 +317,9 @@ class Config:
         if not 0.1 <= self.auth_reload_interval_seconds <= 86400:
             raise ConfigError("auth_reload_interval_seconds must be between 0.1 and 86400")
         for part in self.auth_open_services.split(","):
-            if part.strip() not in ("", "none", "health", "reflection"):
-                raise ConfigError(f"auth_open_services must list health and/or reflection (or none), not {part.strip()!r}")
+            if part.strip() not in ("", "none", "health", "reflection", "metrics"):
+                raise ConfigError(f"auth_open_services must list health, reflection and/or metrics (or none), not "
+                                  f"{part.strip()!r}")
         jwt_settings = [name for name in ("jwt_issuer", "jwt_audience", "jwt_roles_claim") if getattr(self, name)]
         if self.jwt_jwks_file is not None and self.jwt_jwks_url is not None:
             raise ConfigError("jwt_jwks_file and jwt_jwks_url exclude each other: give the keys one way")

@@ -1,5 +1,7 @@
 """The HTTP port (`--http-listen`): App Engine's API bridge at `POST /rpc_http`, and Prometheus
-metrics at `GET /metrics` (registered by app.py, taskq/metrics).
+metrics at `GET /metrics` (registered by app.py, taskq/metrics). With roles checked, both name
+their caller (taskq/auth): the bridge in its protocol's way, GET paths by an Authorization
+header or a client certificate (401, 403).
 
 (The web console will live here too.) The bridge needs the SDK's
 message definitions, from the `appengine` extra (`pip install 'taskq[appengine]'`); without
@@ -14,16 +16,18 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from taskq.auth import policy
 from taskq.auth.authenticator import Authenticator, Credentials, bearer_token
 from taskq.core.engine import Engine
-from taskq.core.errors import TaskqError
+from taskq.core.errors import PermissionDenied, TaskqError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
 
 class HttpPort:
     def __init__(self, engine: Engine, listen: str, target_urls: dict[str, str], max_body_bytes: int,
-                 ssl_context: ssl.SSLContext | None = None, authenticator: Authenticator | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, authenticator: Authenticator | None = None,
+                 open_paths: frozenset[str] = frozenset()) -> None:
         self._listen = listen
         #: HTTPS when set (taskq/tls.py keeps its certificates current).
         self._ssl_context = ssl_context
@@ -36,14 +40,41 @@ class HttpPort:
             self._bridge = None
         else:
             self._bridge = Bridge(engine, target_urls, authenticator)
-        #: Whether the bridge checks callers (it reads their credentials from the request).
-        self._authenticates = authenticator is not None
+        #: Who calls, when roles are checked (the bridge reads credentials from the request).
+        self._authenticator = authenticator
+        #: GET paths served without credentials although roles are checked (auth_open_services).
+        self._open_paths = open_paths
         self._app = web.Application(client_max_size=max_body_bytes)
         self._app.router.add_post("/rpc_http", self._rpc_http)
 
     def add_get(self, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
-        """Serves GET `path` with `handler` (before start): /metrics (taskq/metrics)."""
+        """Serves GET `path` with `handler` (before start): /metrics (taskq/metrics). With roles
+        checked, the caller needs the role taskq/auth/policy.py gives `GET {path}`, unless the
+        path is open: 401 without usable credentials, 403 without the role."""
+        if self._authenticator is not None and path not in self._open_paths:
+            handler = self._checked(f"GET {path}", handler)
         self._app.router.add_get(path, handler)
+
+    def _checked(self, name: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        authenticator = self._authenticator
+        assert authenticator is not None
+        rule = policy.RULES[name]  # a path without a rule is a bug: it fails at start-up, not open
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            try:
+                principal = await authenticator.principal(_credentials(request))
+                policy.check(principal, name, rule, request)
+            except Unauthenticated as error:
+                return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"},
+                                    text=f"{error.reason}: {error.message}\n")
+            except PermissionDenied as error:
+                return web.Response(status=403, text=f"{error.reason}: {error.message}\n")
+            except TaskqError as error:
+                return web.Response(status=503, text=f"{error.reason}: {error.message}\n")
+            return await handler(request)
+
+        return checked
 
     async def start(self) -> int:
         """Listens; returns the port (a port in use raises OSError)."""
@@ -66,7 +97,7 @@ class HttpPort:
                                 "pip install 'taskq[appengine]'\n")
         body = await request.read()
         credentials = None
-        if self._authenticates:
+        if self._authenticator is not None:
             try:
                 credentials = _credentials(request)
             except TaskqError as error:

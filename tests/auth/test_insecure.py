@@ -74,7 +74,7 @@ def test_serve_has_flags_for_the_auth_and_tls_settings():
      "exclude each other"),
     ({"jwt_jwks_url": "http://login.example.com/jwks", "jwt_issuer": "i", "jwt_audience": "a"}, "must be https://"),
     ({"jwt_jwks_file": "k.json", "jwt_issuer": "i", "jwt_audience": "a", "jwt_algorithms": "none"}, "jwt_algorithms"),
-    ({"auth_open_services": "metrics"}, "auth_open_services must list health and/or reflection"),
+    ({"auth_open_services": "console"}, "auth_open_services must list health, reflection and/or metrics"),
 ])
 def test_auth_settings_that_do_not_go_together_are_refused(settings, reason):
     with pytest.raises(ConfigError, match=reason):

@@ -8,6 +8,8 @@ import asyncio
 import datetime
 import logging
 import re
+import urllib.error
+import urllib.request
 
 import grpc
 import pytest
@@ -194,3 +196,26 @@ def test_queue_file_acl_gives_its_addresses_roles_on_their_queue(tmp_path, token
         assert list_queues(server, ann) == ["queues/inbox"] and list_queues(server, bob) == []
     finally:
         server.close()
+
+
+def test_metrics_need_the_viewer_role_on_every_queue_unless_left_open(tmp_path, tokens_file):
+    viewer = tokens_file.token("prometheus", "viewer")
+    partial = tokens_file.token("team", "viewer=team-*")
+    for open_services, answers in (("health,reflection", {None: 401, "partial": 403, "viewer": 200}),
+                                   ("metrics", {None: 200})):
+        server = ServerHarness(str(tmp_path / open_services), clock=FakeClock(), auth_tokens_file=str(tokens_file.path),
+                               http_listen="127.0.0.1:0", auth_open_services=open_services)
+        try:
+            assert server.server is not None and server.server.http_port is not None
+            url = f"http://127.0.0.1:{server.server.http_port.port}/metrics"
+            for holder, status in answers.items():
+                token = {"viewer": viewer, "partial": partial}.get(holder or "")
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                try:
+                    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as answer:
+                        got = answer.status
+                except urllib.error.HTTPError as error:
+                    got = error.code
+                assert got == status, holder
+        finally:
+            server.close()

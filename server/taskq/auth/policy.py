@@ -273,6 +273,8 @@ RULES: dict[str, Rule] = {
     APPENGINE + "Delete": Rule(_appengine_queues(WORKER)),
     APPENGINE + "PurgeQueue": Rule(_appengine_queues(ADMIN)),
     APPENGINE + "FetchQueueStats": Rule(_appengine_queues(VIEWER)),
+    # The HTTP port's GET paths: the metrics show every queue's depth and rates.
+    "GET /metrics": Rule(_every_queue(VIEWER)),
 }
 
 

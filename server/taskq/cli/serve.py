@@ -91,8 +91,8 @@ def add_parser(subparsers) -> None:
     auth.add_argument("--auth-reload-interval-seconds", dest="auth_reload_interval_seconds", type=float,
                       help="how often the tokens file is looked at for changes (default 5)")
     auth.add_argument("--auth-open-services", dest="auth_open_services",
-                      help="services callable without credentials: health, reflection (comma-separated) or none "
-                      "(default health,reflection)")
+                      help="what needs no credentials: health, reflection, metrics (the HTTP port's /metrics), "
+                      "comma-separated, or none (default health,reflection)")
     auth.add_argument("--jwt-jwks-file", dest="jwt_jwks_file", help="JWTs as bearer tokens: the JWKS file of their keys")
     auth.add_argument("--jwt-jwks-url", dest="jwt_jwks_url", help="... or an https:// URL of it (fetched and cached)")
     auth.add_argument("--jwt-issuer", dest="jwt_issuer", help="the iss JWTs must name")
