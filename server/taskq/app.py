@@ -127,6 +127,7 @@ class TaskqServer:
         if config.checks_roles():
             self.authenticator = Authenticator(self._clock or SystemClock(), certificates=bool(config.tls_client_ca_file))
             gate = Gate(self.authenticator, config.open_services())
+        self.gate = gate
         app_urls = (config.appengine_url or "", config.appengine_target_urls())
         add_service(self._server, TaskServicer(self.engine_ref, streams),
                     task_service_pb2.DESCRIPTOR.services_by_name["TaskService"], gate)
@@ -222,6 +223,8 @@ class TaskqServer:
         if self.config.event_log != "off":
             self.event_log = EventLog(engine.clock)
             engine.events.subscribe(self.event_log)
+            if self.gate is not None:
+                self.gate.audit = self.event_log.audit
             if self._background:
                 self.event_log.start()
         try:

@@ -62,6 +62,8 @@ def timestamp(time_us: int) -> str:
 @dataclasses.dataclass
 class _Window:
     start_us: int
+    #: The field the window's key is (queue, or identity for audit lines).
+    key_field: str
     written: int = 0
     suppressed: int = 0
 
@@ -88,7 +90,7 @@ class EventLog(BackgroundLoop):
                 continue
             if event.kind in ONLY_WHEN_FINAL and event.state is not None and event.state.name != "FAILED":
                 continue
-            if self._admit(name, event):
+            if self._admit(name, "queue", event.queue_id, event.time_us):
                 fields = {"task": event.task_id, "state": event.state.name if event.state else None,
                           "attempt": event.attempt}
                 if event.related:
@@ -96,15 +98,23 @@ class EventLog(BackgroundLoop):
                     fields["dead_letter" if event.kind is not TaskEvent.DEAD_LETTER else "from"] = event.related
                 self._write(event, name, fields)
 
-    def _admit(self, name: str, event: Event) -> bool:
-        key = (name, event.queue_id)
+    def audit(self, name: str, fields: dict, key_field: str) -> None:
+        """A line about a call: who did what (`admin_call`) or was refused (`auth_refused`),
+        sampled like task events, per event and `fields[key_field]`."""
+        now_us = self._clock.now_us()
+        if self._admit(name, key_field, str(fields.get(key_field)), now_us):
+            line = {"time": timestamp(now_us), "event": name, **fields}
+            self._log.info(json.dumps(line, separators=(", ", ": ")))
+
+    def _admit(self, name: str, key_field: str, key_value: str, time_us: int) -> bool:
+        key = (name, key_value)
         window = self._windows.get(key)
-        if window is not None and event.time_us >= window.start_us + WINDOW_US:
+        if window is not None and time_us >= window.start_us + WINDOW_US:
             self._summarise(key, window)
             window = None
         if window is None:
-            window = self._windows[key] = _Window(event.time_us)
-            self.alarm.poke(event.time_us + WINDOW_US)
+            window = self._windows[key] = _Window(time_us, key_field)
+            self.alarm.poke(time_us + WINDOW_US)
         if window.written < BURST:
             window.written += 1
             return True
@@ -118,9 +128,9 @@ class EventLog(BackgroundLoop):
     def _summarise(self, key: tuple[str, str], window: _Window) -> None:
         del self._windows[key]
         if window.suppressed:
-            name, queue = key
+            name, value = key
             self._log.info(json.dumps({
-                "time": timestamp(window.start_us + WINDOW_US), "event": name, "queue": queue, "summary": True,
+                "time": timestamp(window.start_us + WINDOW_US), "event": name, window.key_field: value, "summary": True,
                 "written": window.written, "suppressed": window.suppressed,
                 "window_start": timestamp(window.start_us), "window_seconds": WINDOW_US // US_PER_SECOND,
             }, separators=(", ", ": ")))

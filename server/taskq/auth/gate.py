@@ -24,8 +24,8 @@ from taskq.api.services import MalformedRequest
 from taskq.api.status import internal_status, to_status
 from taskq.auth import policy
 from taskq.auth.authenticator import Authenticator, Credentials, bearer_token
-from taskq.auth.roles import Principal
-from taskq.core.errors import TaskqError
+from taskq.auth.roles import Principal, Role
+from taskq.core.errors import PermissionDenied, TaskqError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,28 @@ class Gate:
         self.authenticator = authenticator
         #: Full gRPC service names callable without credentials.
         self._open = open_services
+        #: Where refusals and administrators' calls are told, with the caller's identity: the
+        #: event log's audit(name, fields, key_field) (app.py sets it once the log exists).
+        self.audit: Callable[[str, dict, str], None] | None = None
+
+    def refused(self, context: grpc.aio.ServicerContext, method: str, error: Exception,
+                principal: Principal | None) -> None:
+        """Tells the audit a call was refused for who it came from (not for bad input)."""
+        if self.audit is None or not isinstance(error, (Unauthenticated, PermissionDenied)):
+            return
+        self.audit("auth_refused", {
+            "method": method, "identity": principal.name if principal else None, "peer": context.peer(),
+            "code": error.code.name, "reason": error.reason, "message": error.message,
+        }, "peer" if principal is None else "identity")
+
+    def administered(self, method: str, rule: policy.Rule, principal: Principal, request: Any) -> None:
+        """Tells the audit of a call that needed the admin role, once it succeeded."""
+        if self.audit is None:
+            return
+        needs = [need for need in rule.needs(request) if need.role is Role.ADMIN]
+        if needs:
+            self.audit("admin_call", {"method": method, "identity": principal.name, "via": principal.method,
+                                      "queues": sorted({need.named for need in needs})}, "identity")
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The handler of `method` (/package.Service/Method) behind the checks of its rule.
@@ -74,15 +96,19 @@ class Gate:
 
     def _unary(self, method: str, rule: policy.Rule, behaviour: Callable[..., Any]) -> Callable[..., Any]:
         async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            principal = None
             try:
                 principal = await self.principal(context)
                 if not isinstance(request, MalformedRequest):  # the servicer refuses it, changing nothing
                     policy.check(principal, method, rule, request)
             except Exception as error:
+                self.refused(context, method, error, principal)
                 await _abort(context, method, error)
             response = await behaviour(request, context)
+            assert principal is not None  # the checks above abort the call otherwise
             if rule.answer is not None:
                 rule.answer(principal, request, response)
+            self.administered(method, rule, principal, request)
             return response
 
         return checked
@@ -92,8 +118,9 @@ class Gate:
             try:
                 principal = await self.principal(context)
             except Exception as error:
+                self.refused(context, method, error, None)
                 await _abort(context, method, error)
-            await behaviour(request_iterator, _FirstMessageChecked(context, method, rule, principal))
+            await behaviour(request_iterator, _FirstMessageChecked(self, context, method, rule, principal))
 
         return checked
 
@@ -126,6 +153,7 @@ class Gate:
         try:
             await self.principal(context)
         except Exception as error:
+            self.refused(context, service, error, None)
             await _abort(context, service, error)
 
 
@@ -133,7 +161,9 @@ class _FirstMessageChecked:
     """A stream's context whose first read is checked against the method's rule before the
     servicer sees it; everything else goes to the real context."""
 
-    def __init__(self, context: grpc.aio.ServicerContext, method: str, rule: policy.Rule, principal: Principal) -> None:
+    def __init__(self, gate: Gate, context: grpc.aio.ServicerContext, method: str, rule: policy.Rule,
+                 principal: Principal) -> None:
+        self._gate = gate
         self._context = context
         self._method = method
         self._rule = rule
@@ -148,6 +178,7 @@ class _FirstMessageChecked:
                 try:
                     policy.check(self._principal, self._method, self._rule, message)
                 except Exception as error:
+                    self._gate.refused(self._context, self._method, error, self._principal)
                     await _abort(self._context, self._method, error)
         return message
 
