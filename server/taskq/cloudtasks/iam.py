@@ -1,10 +1,11 @@
 """The IAM methods of both Cloud Tasks versions (v2 and v2beta2 declare the same three).
 
-taskq has no authentication or per-queue roles yet: whoever reaches the port may call
-everything. So there are no policies to get or set (UNIMPLEMENTED, after NOT_FOUND for a
-missing queue), and TestIamPermissions answers that the caller holds every Cloud Tasks
-permission it asks about on a queue that exists, and none on one that does not ("an empty set
-of permissions, not a NOT_FOUND error", as Google documents)."""
+taskq's access control is its own (taskq/auth: identities with roles on queue patterns, from
+a tokens file, JWTs or client certificates), not IAM policies: there are none to get or set
+(UNIMPLEMENTED, after NOT_FOUND for a missing queue). TestIamPermissions answers here with every
+Cloud Tasks permission asked about on a queue that exists, and none on one that does not ("an
+empty set of permissions, not a NOT_FOUND error", as Google documents); with authentication on,
+the gate then keeps only those the caller's roles give on the queue (auth/policy.py)."""
 
 from __future__ import annotations
 
