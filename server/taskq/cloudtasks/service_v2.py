@@ -24,6 +24,7 @@ from taskq.cloudtasks import v2_messages as m
 from taskq.cloudtasks.appengine_routing import AppEngine
 from taskq.cloudtasks.iam import IamMethods
 from taskq.cloudtasks.live_tasks import LIVE_TASKS, live_task
+from taskq.cloudtasks.queue_actions import QueueActions
 from taskq.core import limits, pagination
 from taskq.core.errors import (
     InvalidArgument,
@@ -62,7 +63,7 @@ def _state_filter(text: str) -> QueueState | None:
                                 "INVALID_FILTER")
 
 
-class CloudTasksV2(IamMethods):
+class CloudTasksV2(IamMethods, QueueActions):
     def __init__(self, engine: EngineRef, appengine_url: str, target_urls: dict[str, str]) -> None:
         self._engine = engine
         self._app = AppEngine(appengine_url, dict(target_urls))
@@ -94,6 +95,9 @@ class CloudTasksV2(IamMethods):
         parent, queue_id = names.queue(name, field)
         queue = await self._engine.get().queues.get(queue_id)
         return names.check_visible(queue, parent), parent
+
+    def _queue_pb(self, queue: Queue, parent: str) -> Any:
+        return m.queue_to_pb(queue, parent)
 
     async def _live_task(self, queue_id: str, task_id: str) -> Task:
         return await live_task(self._engine.get(), queue_id, task_id)
@@ -169,32 +173,6 @@ class CloudTasksV2(IamMethods):
             new.http_target = dataclasses.replace(new.http_target or current.http_target, uri=current.http_target.uri)
         updated = await engine.queues.update(queue_id, new, taskq_paths)
         return m.queue_to_pb(updated, parent)
-
-    @guarded
-    @names.cloud_names
-    async def DeleteQueue(self, request, context):
-        queue, _ = await self._queue(request.name)
-        await self._engine.get().queues.delete(queue.queue_id)
-        return empty_pb2.Empty()
-
-    @guarded
-    @names.cloud_names
-    async def PurgeQueue(self, request, context):
-        queue, parent = await self._queue(request.name)
-        purged, _ = await self._engine.get().queues.purge(queue.queue_id)
-        return m.queue_to_pb(purged, parent)
-
-    @guarded
-    @names.cloud_names
-    async def PauseQueue(self, request, context):
-        queue, parent = await self._queue(request.name)
-        return m.queue_to_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.PAUSED), parent)
-
-    @guarded
-    @names.cloud_names
-    async def ResumeQueue(self, request, context):
-        queue, parent = await self._queue(request.name)
-        return m.queue_to_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.RUNNING), parent)
 
     # CMEK (IAM: iam.IamMethods) ---------------------------------------------------------------
 

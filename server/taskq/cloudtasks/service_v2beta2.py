@@ -37,6 +37,7 @@ from taskq.cloudtasks import v2beta2_tasks as t
 from taskq.cloudtasks.appengine_routing import AppEngine
 from taskq.cloudtasks.iam import IamMethods
 from taskq.cloudtasks.live_tasks import LIVE_TASKS, live_task
+from taskq.cloudtasks.queue_actions import QueueActions
 from taskq.core import limits, pagination
 from taskq.core.errors import (
     FailedPrecondition,
@@ -118,7 +119,7 @@ def _matches(queue: Queue, terms: list[tuple[str, str]]) -> bool:
     return True
 
 
-class CloudTasksV2Beta2(IamMethods):
+class CloudTasksV2Beta2(IamMethods, QueueActions):
     def __init__(self, engine: EngineRef, appengine_url: str, target_urls: dict[str, str]) -> None:
         self._engine = engine
         self._app = AppEngine(appengine_url, dict(target_urls))
@@ -249,32 +250,6 @@ class CloudTasksV2Beta2(IamMethods):
         if not taskq_paths:
             return self._queue_pb(current, parent)
         return self._queue_pb(await engine.queues.update(queue_id, new, taskq_paths), parent)
-
-    @guarded
-    @names.cloud_names
-    async def DeleteQueue(self, request, context):
-        queue, _ = await self._queue(request.name)
-        await self._engine.get().queues.delete(queue.queue_id)
-        return empty_pb2.Empty()
-
-    @guarded
-    @names.cloud_names
-    async def PurgeQueue(self, request, context):
-        queue, parent = await self._queue(request.name)
-        purged, _ = await self._engine.get().queues.purge(queue.queue_id)
-        return self._queue_pb(purged, parent)
-
-    @guarded
-    @names.cloud_names
-    async def PauseQueue(self, request, context):
-        queue, parent = await self._queue(request.name)
-        return self._queue_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.PAUSED), parent)
-
-    @guarded
-    @names.cloud_names
-    async def ResumeQueue(self, request, context):
-        queue, parent = await self._queue(request.name)
-        return self._queue_pb(await self._engine.get().queues.set_state(queue.queue_id, QueueState.RUNNING), parent)
 
     @guarded
     @names.cloud_names
