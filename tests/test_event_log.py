@@ -12,6 +12,8 @@ import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from harness import FakeClock, ServerHarness, Stream
+from processes import ServerProcess
+from taskq.client import Client
 from taskq.eventlog import BURST, LOGGER, WINDOW_US
 from taskq.v1 import queue_pb2, queue_service_pb2
 
@@ -138,9 +140,6 @@ def test_event_log_off_subscribes_nothing(tmp_path, clock, lines):
 
 @pytest.mark.engines("rocksdb")
 def test_taskq_serve_writes_the_event_log_to_its_file_and_json_logs_with_rfc_3339_times(tmp_path):
-    from processes import ServerProcess
-
-    from taskq.client import Client
 
     server = ServerProcess(tmp_path / "data", "--log-format", "json", "--log-level", "debug",
                            "--event-log", str(tmp_path / "events.jsonl"))
