@@ -22,8 +22,11 @@ import (
 // the grace period ran out. Delivery is at least once: make handlers idempotent.
 type Handler func(ctx context.Context, task *taskqv1.Task) error
 
-// callHandler runs the handler, turning a panic into an error.
+// callHandler runs the handler in its span (tracing.go), turning a panic into an error.
 func callHandler(ctx context.Context, handler Handler, task *taskqv1.Task, logger *slog.Logger) (err error) {
+	ctx, span := startHandlerSpan(ctx, task)
+	// Deferred first so that it runs last: a panic has become err by then.
+	defer func() { endHandlerSpan(span, err) }()
 	defer func() {
 		if recovered := recover(); recovered != nil {
 			logger.Error("taskq: handler panicked", "task", task.GetName(), "panic", recovered, "stack", string(debug.Stack()))

@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -55,6 +56,9 @@ from taskq.store.rocksdb import RocksStore
 from taskq.tls import CertificateFiles, CertificateReloader, TlsFileError, grpc_credentials
 from taskq.v1 import admin_service_pb2, queue_service_pb2, task_service_pb2
 from taskq.web import HttpPort
+
+if TYPE_CHECKING:
+    from taskq.tracing.provider import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +121,16 @@ class TaskqServer:
         self.health = health.aio.HealthServicer()
         #: Prometheus metrics, served at /metrics on the HTTP port: counted only when it is on.
         self.metrics = Metrics() if config.http_listen else None
-        self._server = grpc.aio.server(
-            interceptors=[self.metrics.rpc] if self.metrics is not None else None, options=_grpc_options(config)
-        )
+        #: OpenTelemetry spans of every call, exported over OTLP (taskq/tracing): only when on.
+        self.tracing: Tracing | None = None
+        interceptors: list[grpc.aio.ServerInterceptor] = [self.metrics.rpc] if self.metrics is not None else []
+        if config.otlp_endpoint:
+            from taskq.tracing.provider import Tracing
+            from taskq.tracing.rpc import RpcTracing
+
+            self.tracing = Tracing(config.otlp_endpoint)
+            interceptors.insert(0, RpcTracing(self.tracing.tracer))
+        self._server = grpc.aio.server(interceptors=interceptors or None, options=_grpc_options(config))
         streams = StreamHandler(self.engine_ref, config.stream_heartbeat_seconds)
         #: Who calls (taskq/auth): its sources are read at start(); None without roles to check.
         self.authenticator: Authenticator | None = None
@@ -345,6 +356,8 @@ class TaskqServer:
             await self.authenticator.close()
         if self.engine is not None:
             await self.engine.stop()
+        if self.tracing is not None:
+            await self.tracing.stop()  # the last spans, those of the drained calls included
         log.info("taskq stopped")
 
     async def _stop_grpc(self, grace: float | None) -> None:

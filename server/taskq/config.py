@@ -164,6 +164,10 @@ class Config:
     #: The event log (taskq/eventlog.py: queues' life cycles, lease expiries, dead letters,
     #: deletes; JSON lines): "stderr", a file to append to, or "off".
     event_log: str = "stderr"
+    #: Tracing (docs/tracing.md): the OTLP/gRPC receiver spans are exported to, an http://
+    #: (plain text) or https:// URL such as http://localhost:4317 (an OpenTelemetry
+    #: Collector). Unset: no spans are made.
+    otlp_endpoint: str | None = None
 
     def limits(self) -> ServerLimits:
         return ServerLimits(
@@ -301,6 +305,13 @@ class Config:
             raise ConfigError(f"log_format must be text or json, not {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
+        if self.otlp_endpoint is not None:
+            from taskq.tracing.provider import check_endpoint
+
+            try:
+                check_endpoint(self.otlp_endpoint)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
         if not 0 < self.stream_heartbeat_seconds <= 30:
             raise ConfigError("stream_heartbeat_seconds must be more than 0 and at most 30")
         for name in ("grace_period_seconds", "keepalive_time_seconds", "keepalive_timeout_seconds",

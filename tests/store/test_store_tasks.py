@@ -329,6 +329,8 @@ def test_a_task_keeps_every_field(store):
         dispatch_deadline_us=8,
         named=True,
         retain_until_us=0,
+        trace_parent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        trace_state="vendor=value,other=1",
     )
     add_tasks(store, queue, task)
     assert store.task(queue, "full") == task

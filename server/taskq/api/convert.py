@@ -124,6 +124,9 @@ def fill_task(message: task_pb2.Task, queue_id: str, task: Task, now_us: int, vi
             request.headers.update(task.http.headers)
     if task.response_count:
         message.response_count = task.response_count
+    if task.trace_parent:
+        message.trace_parent = task.trace_parent
+        message.trace_state = task.trace_state
 
 
 # Queues --------------------------------------------------------------------------------------

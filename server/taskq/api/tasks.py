@@ -11,6 +11,7 @@ from taskq.api import convert, validate
 from taskq.api.engine_ref import EngineRef
 from taskq.api.status import guarded, to_status
 from taskq.api.stream import StreamHandler
+from taskq.api.trace_context import creating_trace
 from taskq.core import limits, pagination
 from taskq.core.errors import InvalidArgument, TaskqError
 from taskq.core.filter import parse as parse_filter
@@ -30,6 +31,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         engine = self._engine.get()
         queue_id = validate.queue_id(request.parent, "parent")
         new_task = validate.new_task(request, queue_id, "", engine.limits)
+        new_task.trace_parent, new_task.trace_state = creating_trace(context)
         view = validate.view(request.response_view, "response_view", task_pb2.TASK_VIEW_BASIC)
         [result] = await engine.tasks.create(queue_id, [new_task])
         if isinstance(result, TaskqError):
@@ -55,6 +57,10 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
                 continue
             items.append(validate.item_or_error(validate.new_task, item, queue_id, field, engine.limits))
         _check_batch_response_size(request, views, queue_id, engine.limits)
+        trace_parent, trace_state = creating_trace(context)
+        for item in items:
+            if isinstance(item, NewTask):
+                item.trace_parent, item.trace_state = trace_parent, trace_state
         results = await engine.tasks.create(queue_id, items)
         now_us = engine.clock.now_us()
         response = task_service_pb2.BatchCreateTasksResponse()

@@ -113,6 +113,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--event-log", dest="event_log",
                         help="where the event log's JSON lines go (queue life cycles, lease expiries, dead letters, "
                         "deletes): stderr (default), a file to append to, or off")
+    parser.add_argument("--otlp-endpoint", dest="otlp_endpoint",
+                        help="trace gRPC calls with OpenTelemetry and export the spans over OTLP/gRPC to this "
+                        "http:// or https:// URL (e.g. http://localhost:4317); unset: no tracing (docs/tracing.md)")
     parser.set_defaults(run=run)
 
 

@@ -228,6 +228,10 @@ class Task:
     #: Never stored: on a task just leased, the attempt before this one (what an HTTP push
     #: tells the worker about the previous response), since `last_attempt` is the new one.
     previous_attempt: Attempt | None = None
+    #: The W3C trace context of the call that created the task (traceparent, tracestate),
+    #: handed to every delivery so that workers continue that trace; "" when there was none.
+    trace_parent: str = ""
+    trace_state: str = ""
 
     def state(self, now_us: int) -> TaskState | None:
         if self.finished:
@@ -246,7 +250,8 @@ class Task:
             self.task_id, self.schedule_time_us, self.create_time_us, self.payload, self.attributes, self.tag,
             self.stage, self.attempt_count, self.first_attempt_time_us, self.last_attempt, self.lease_token,
             self.lease_expire_us, self.retry, self.dispatch_deadline_us, self.named, self.retain_until_us,
-            self.finished, self.http, self.response_count, self.previous_attempt,
+            self.finished, self.http, self.response_count, self.previous_attempt, self.trace_parent,
+            self.trace_state,
         )
 
 

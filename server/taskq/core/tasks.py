@@ -55,6 +55,9 @@ class NewTask:
     dispatch_deadline_us: int = 0
     request_id: str = ""
     http: HttpRequest | None = None
+    #: The W3C trace context of the creating call (api/trace_context.py); "" without one.
+    trace_parent: str = ""
+    trace_state: str = ""
 
 
 @dataclasses.dataclass(slots=True)
@@ -155,6 +158,8 @@ class Tasks:
             dispatch_deadline_us=item.dispatch_deadline_us,
             named=item.task_id is not None,
             http=item.http,
+            trace_parent=item.trace_parent,
+            trace_state=item.trace_state,
         )
         if queue.http_target is not None or task.http is not None:
             http_push.check_task_for_queue(queue, task, "task")

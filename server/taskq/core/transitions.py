@@ -353,6 +353,9 @@ def dead_letter(
         attributes=attributes,
         tag=task.tag,
         http=task.http,
+        # Still the same work: its handler in the dead-letter queue joins the creator's trace.
+        trace_parent=task.trace_parent,
+        trace_state=task.trace_state,
     )
     _move(change, queue, task, event, None, now_us, task_name(dead_letter_queue.queue_id, task_id))
     _promote_once(change, dead_letter_queue, now_us)

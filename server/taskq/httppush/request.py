@@ -66,6 +66,14 @@ def build(target: HttpTarget, queue_id: str, task: Task, secrets: list[bytes], n
     url = URL(resolved.url, encoded=True)
     headers = dict(resolved.headers)
     headers.update(task_headers(queue_id, task))
+    if task.trace_parent:
+        # The creator's trace goes on in the handler (W3C Trace Context, which HTTP servers'
+        # OpenTelemetry instrumentation reads); it replaces any such header the task named.
+        for name in [name for name in headers if name.lower() in ("traceparent", "tracestate")]:
+            del headers[name]
+        headers["traceparent"] = task.trace_parent
+        if task.trace_state:
+            headers["tracestate"] = task.trace_state
     # An App Engine handler needs an API ticket to call the API (taskqueue.add) itself; the
     # bridge accepts any (docs/appengine.md).
     headers["X-AppEngine-Api-Ticket"] = f"taskq-{queue_id}-{task.task_id}"

@@ -47,7 +47,9 @@ class MethodTally:
         histogram.observe(time.perf_counter() - started)
 
 
-def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+def call_code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+    """The name of the code a call ended with (see the module docstring); the tracing
+    interceptor (tracing/rpc.py) reads it the same way."""
     code = context.code()
     if isinstance(code, grpc.StatusCode):  # set by an abort (or set_code)
         return code.name
@@ -137,9 +139,9 @@ def _timed(behaviour: Callable[..., Any], tally: MethodTally) -> Callable[..., A
                 async for response in behaviour(request, context):
                     yield response
             except BaseException as error:
-                tally.ended(started, _code(context, error))
+                tally.ended(started, call_code(context, error))
                 raise
-            tally.ended(started, _code(context, None))
+            tally.ended(started, call_code(context, None))
 
         return generator
 
@@ -157,9 +159,9 @@ def _timed(behaviour: Callable[..., Any], tally: MethodTally) -> Callable[..., A
         try:
             response = await call(request, context)
         except BaseException as error:
-            tally.ended(started, _code(context, error))
+            tally.ended(started, call_code(context, error))
             raise
-        tally.ended(started, _code(context, None))
+        tally.ended(started, call_code(context, None))
         return response
 
     return coroutine

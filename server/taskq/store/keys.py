@@ -10,7 +10,7 @@ its per-queue families' sid ranges, and a re-created queue of the same name gets
     Q queue_id                               -> QueueRecord (records.proto)
     C sid                                    -> CountersRecord (records.proto): counters,
                                                 promotion boundary, token bucket
-    R sid task_id                            -> task record (packed; task_record.py)
+    R sid task_id                            -> task record (packed, versioned; task_record.py)
     E sid eta_us(8) task_id                  -> tag (UTF-8)        waiting tasks by schedule time
     G sid len(tag)(2) tag eta_us(8) task_id  -> empty              pull queues: waiting by tag
     N sid task_id                            -> expire_us(8)       name tombstones

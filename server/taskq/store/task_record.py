@@ -4,9 +4,9 @@ Every task is encoded when it is created and when it is leased, and decoded when
 leased and when it is acknowledged, so this is the hottest code of the store. A packed
 header costs a tenth of building a protobuf message and a half of parsing one.
 
-Layout, version 2 (integers big-endian):
+Layout, version 3 (integers big-endian):
 
-    header   B version=2 | B stage | B flags | i attempt_count
+    header   B version=3 (2 without a trace section) | B stage | B flags | i attempt_count
              | q schedule_time_us | q create_time_us | q first_attempt_time_us
              | q lease_expire_us | q dispatch_deadline_us | q retain_until_us
     token    B length | lease token (ASCII)
@@ -20,12 +20,18 @@ Layout, version 2 (integers big-endian):
     http     (flag HTTP) B method (0: the queue's) | H length | url | H count, then per header
              H length | name | H length | value
     responses (flag RESPONSES) i response_count
+    trace    (flag TRACE) B length | traceparent (ASCII) | H length | tracestate (ASCII)
     payload  everything after the sections
 
-Version 1 (written before HTTP push) is the same without `http_status` in the attempt and
-without the http and responses sections; it is still read. Changing it: add a new version
-number and keep decoding the old ones (records are rewritten on every lease, so old versions
-fade out), or bump KEY_SCHEMA_VERSION in keys.py.
+Version 2 (written before tracing) is the same without the trace section, and version 1
+(before HTTP push) also without `http_status` in the attempt and without the http and
+responses sections; both are still read. A new section needs a new version even though it
+has a flag of its own: a server that does not know the flag would take the section for the
+start of the payload, whereas an unknown version is refused. A task without a trace context
+is still written as version 2, which it is byte for byte: servers of the previous release
+sharing a PostgreSQL database during a rolling upgrade then read every task but the traced
+ones. Changing it: add a new version number and keep decoding the old ones (records are
+rewritten on every lease, so old versions fade out), or bump KEY_SCHEMA_VERSION in keys.py.
 """
 
 from __future__ import annotations
@@ -35,9 +41,11 @@ import struct
 from taskq.core.model import Attempt, HttpMethod, HttpRequest, RetryPolicy, Stage, Task
 from taskq.store.base import StoreError
 
-VERSION = 2
+VERSION = 3
+#: The version of records without a trace section (see the module docstring).
+UNTRACED_VERSION = 2
 #: Versions this code reads.
-READABLE = (1, 2)
+READABLE = (1, 2, 3)
 
 NAMED = 1
 LAST_ATTEMPT = 2
@@ -45,6 +53,7 @@ RETRY = 4
 ATTRIBUTES = 8
 HTTP = 16
 RESPONSES = 32
+TRACE = 64
 
 _HEADER = struct.Struct(">BBBiqqqqqq")
 _ATTEMPT_V1 = struct.Struct(">qqiH")
@@ -95,8 +104,15 @@ def encode_task(task: Task) -> bytes:
     if task.response_count:
         flags |= RESPONSES
         parts.append(_I32.pack(task.response_count))
+    if task.trace_parent:
+        flags |= TRACE
+        # Both are ASCII by the API's checks (api/trace_context.py): traceparent is 55
+        # characters, tracestate at most 512.
+        parent, state = task.trace_parent.encode(), task.trace_state.encode()
+        parts += (_U8.pack(len(parent)), parent, _U16.pack(len(state)), state)
     parts[0] = _HEADER.pack(
-        VERSION, task.stage.value, flags, task.attempt_count, task.schedule_time_us, task.create_time_us,
+        VERSION if flags & TRACE else UNTRACED_VERSION, task.stage.value, flags, task.attempt_count,
+        task.schedule_time_us, task.create_time_us,
         task.first_attempt_time_us, task.lease_expire_us, task.dispatch_deadline_us, task.retain_until_us,
     )
     parts.append(task.payload)
@@ -167,11 +183,19 @@ def decode_task(task_id: str, data: bytes, payload: bool = True) -> Task:
         if flags & RESPONSES:
             response_count = _I32.unpack_from(data, offset)[0]
             offset += _I32.size
+        trace_parent = trace_state = ""
+        if flags & TRACE:
+            length = data[offset]
+            trace_parent = data[offset + 1 : offset + 1 + length].decode()
+            offset += 1 + length
+            length = _U16.unpack_from(data, offset)[0]
+            trace_state = data[offset + 2 : offset + 2 + length].decode()
+            offset += 2 + length
         body = data[offset:] if payload else b""
     except (struct.error, UnicodeDecodeError, IndexError) as error:
         raise StoreError(f"the stored record of task {task_id} is corrupt: {error}") from error
     return Task(
         task_id, schedule_us, create_us, body, attributes, tag, _STAGES[stage], attempt_count, first_attempt_us,
         last_attempt, token, lease_expire_us, retry, deadline_us, bool(flags & NAMED), retain_until_us, False, http,
-        response_count,
+        response_count, None, trace_parent, trace_state,
     )

@@ -209,6 +209,22 @@ type Task struct {
 	// worker, whatever its status (App Engine's and Cloud Tasks' execution
 	// count). Attempts that timed out or could not connect are not counted.
 	ResponseCount int32 `protobuf:"varint,17,opt,name=response_count,json=responseCount,proto3" json:"response_count,omitempty"`
+	// Output only. The W3C Trace Context `traceparent` of the call that created
+	// the task, so that the worker's handler continues that trace: 55
+	// characters, `{version}-{trace-id}-{parent-id}-{trace-flags}` in lower-case
+	// hex (`00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`). With
+	// tracing on (the server's `--otlp-endpoint`) the parent is the server's
+	// span of the create call; otherwise it is the caller's `traceparent`
+	// request metadata as sent. Empty when the creating call carried no valid
+	// `traceparent` and the server does not trace, and for tasks created
+	// through the Cloud Tasks and App Engine APIs. HTTP push sends it as the
+	// `traceparent` header.
+	TraceParent string `protobuf:"bytes,18,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
+	// Output only. The W3C Trace Context `tracestate` that came with
+	// `trace_parent` (vendor-specific `key=value` pairs separated by commas, at
+	// most 512 characters); empty when there was none. HTTP push sends it as the
+	// `tracestate` header.
+	TraceState    string `protobuf:"bytes,19,opt,name=trace_state,json=traceState,proto3" json:"trace_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,6 +378,20 @@ func (x *Task) GetResponseCount() int32 {
 	return 0
 }
 
+func (x *Task) GetTraceParent() string {
+	if x != nil {
+		return x.TraceParent
+	}
+	return ""
+}
+
+func (x *Task) GetTraceState() string {
+	if x != nil {
+		return x.TraceState
+	}
+	return ""
+}
+
 // One delivery of a task to a worker, and how it ended.
 type Attempt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -452,7 +482,7 @@ var File_taskq_v1_task_proto protoreflect.FileDescriptor
 
 const file_taskq_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x13taskq/v1/task.proto\x12\btaskq.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x13taskq/v1/http.proto\x1a\x14taskq/v1/queue.proto\"\x87\a\n" +
+	"\x13taskq/v1/task.proto\x12\btaskq.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x13taskq/v1/http.proto\x1a\x14taskq/v1/queue.proto\"\xcb\a\n" +
 	"\x04Task\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12>\n" +
@@ -475,7 +505,10 @@ const file_taskq_v1_task_proto_rawDesc = "" +
 	"createTime\x12&\n" +
 	"\x04view\x18\x0f \x01(\x0e2\x12.taskq.v1.TaskViewR\x04view\x128\n" +
 	"\fhttp_request\x18\x10 \x01(\v2\x15.taskq.v1.HttpRequestR\vhttpRequest\x12%\n" +
-	"\x0eresponse_count\x18\x11 \x01(\x05R\rresponseCount\x1a=\n" +
+	"\x0eresponse_count\x18\x11 \x01(\x05R\rresponseCount\x12!\n" +
+	"\ftrace_parent\x18\x12 \x01(\tR\vtraceParent\x12\x1f\n" +
+	"\vtrace_state\x18\x13 \x01(\tR\n" +
+	"traceState\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd6\x01\n" +

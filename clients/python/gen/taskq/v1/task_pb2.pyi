@@ -37,7 +37,7 @@ TASK_VIEW_BASIC: TaskView
 TASK_VIEW_FULL: TaskView
 
 class Task(_message.Message):
-    __slots__ = ("name", "payload", "attributes", "tag", "schedule_time", "retry_config", "dispatch_deadline", "state", "attempt_count", "first_attempt_time", "last_attempt", "lease_token", "lease_expire_time", "create_time", "view", "http_request", "response_count")
+    __slots__ = ("name", "payload", "attributes", "tag", "schedule_time", "retry_config", "dispatch_deadline", "state", "attempt_count", "first_attempt_time", "last_attempt", "lease_token", "lease_expire_time", "create_time", "view", "http_request", "response_count", "trace_parent", "trace_state")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,8 @@ class Task(_message.Message):
     VIEW_FIELD_NUMBER: _ClassVar[int]
     HTTP_REQUEST_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_PARENT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     payload: bytes
     attributes: _containers.ScalarMap[str, str]
@@ -79,7 +81,9 @@ class Task(_message.Message):
     view: TaskView
     http_request: _http_pb2.HttpRequest
     response_count: int
-    def __init__(self, name: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., tag: _Optional[str] = ..., schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retry_config: _Optional[_Union[_queue_pb2.RetryConfig, _Mapping]] = ..., dispatch_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., attempt_count: _Optional[int] = ..., first_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt: _Optional[_Union[Attempt, _Mapping]] = ..., lease_token: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., view: _Optional[_Union[TaskView, str]] = ..., http_request: _Optional[_Union[_http_pb2.HttpRequest, _Mapping]] = ..., response_count: _Optional[int] = ...) -> None: ...
+    trace_parent: str
+    trace_state: str
+    def __init__(self, name: _Optional[str] = ..., payload: _Optional[bytes] = ..., attributes: _Optional[_Mapping[str, str]] = ..., tag: _Optional[str] = ..., schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retry_config: _Optional[_Union[_queue_pb2.RetryConfig, _Mapping]] = ..., dispatch_deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., attempt_count: _Optional[int] = ..., first_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt: _Optional[_Union[Attempt, _Mapping]] = ..., lease_token: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., view: _Optional[_Union[TaskView, str]] = ..., http_request: _Optional[_Union[_http_pb2.HttpRequest, _Mapping]] = ..., response_count: _Optional[int] = ..., trace_parent: _Optional[str] = ..., trace_state: _Optional[str] = ...) -> None: ...
 
 class Attempt(_message.Message):
     __slots__ = ("dispatch_time", "response_time", "error", "http_status")

@@ -55,6 +55,7 @@ from taskq.client.leases import HeldLease
 from taskq.client.names import queue_name
 from taskq.client.stopping import stop_on_signals
 from taskq.client.times import Seconds, seconds, to_duration
+from taskq.client.tracing import traced
 from taskq.client.worker import Handler, _is_coroutine_function
 from taskq.v1 import task_pb2, task_service_pb2
 
@@ -107,8 +108,9 @@ class PullWorker:
             raise ValueError("concurrency must be at least 1 and batch_size 1 to 1000")
         self._client_given = client
         self.queue = queue_name(queue)
-        self._handler = handler
         self._is_async = _is_coroutine_function(handler)
+        # In a span continuing the task's trace when the application uses OpenTelemetry.
+        self._handler = traced(handler, self.queue, self._is_async)
         self.lease_duration = seconds(to_duration(lease_duration))
         self.batch_size = batch_size
         self.concurrency = concurrency

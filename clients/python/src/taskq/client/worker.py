@@ -53,6 +53,7 @@ from taskq.client.push_stream import StreamSession
 from taskq.client.stopping import stop_on_signals
 from taskq.client.times import to_duration
 from taskq.client.tls import TlsSettings
+from taskq.client.tracing import traced
 from taskq.v1 import task_pb2, task_service_pb2, task_service_pb2_grpc
 
 log = logging.getLogger("taskq.worker")
@@ -128,8 +129,9 @@ class Worker:
         self._tls = tls
         self._credentials = credentials
         self.queue = queue_name(queue)
-        self._handler = handler
         self._is_async = _is_coroutine_function(handler)
+        # In a span continuing the task's trace when the application uses OpenTelemetry.
+        self._handler = traced(handler, self.queue, self._is_async)
         self.concurrency = concurrency
         self.max_outstanding = max_outstanding or 2 * concurrency
         self.grace_period = grace_period

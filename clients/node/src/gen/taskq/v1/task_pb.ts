@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskq/v1/task.proto.
  */
 export const file_taskq_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChN0YXNrcS92MS90YXNrLnByb3RvEgh0YXNrcS52MSKvBQoEVGFzaxIMCgRuYW1lGAEgASgJEg8KB3BheWxvYWQYAiABKAwSMgoKYXR0cmlidXRlcxgDIAMoCzIeLnRhc2txLnYxLlRhc2suQXR0cmlidXRlc0VudHJ5EgsKA3RhZxgEIAEoCRIxCg1zY2hlZHVsZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgxyZXRyeV9jb25maWcYBiABKAsyFS50YXNrcS52MS5SZXRyeUNvbmZpZxI0ChFkaXNwYXRjaF9kZWFkbGluZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIiCgVzdGF0ZRgIIAEoDjITLnRhc2txLnYxLlRhc2tTdGF0ZRIVCg1hdHRlbXB0X2NvdW50GAkgASgFEjYKEmZpcnN0X2F0dGVtcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoMbGFzdF9hdHRlbXB0GAsgASgLMhEudGFza3EudjEuQXR0ZW1wdBITCgtsZWFzZV90b2tlbhgMIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKBHZpZXcYDyABKA4yEi50YXNrcS52MS5UYXNrVmlldxIrCgxodHRwX3JlcXVlc3QYECABKAsyFS50YXNrcS52MS5IdHRwUmVxdWVzdBIWCg5yZXNwb25zZV9jb3VudBgRIAEoBRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKnAQoHQXR0ZW1wdBIxCg1kaXNwYXRjaF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1yZXNwb25zZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIhCgVlcnJvchgDIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzEhMKC2h0dHBfc3RhdHVzGAQgASgFKoUBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhgKFFRBU0tfU1RBVEVfU0NIRURVTEVEEAESFAoQVEFTS19TVEFURV9SRUFEWRACEhUKEVRBU0tfU1RBVEVfTEVBU0VEEAMSFQoRVEFTS19TVEFURV9GQUlMRUQQBCpOCghUYXNrVmlldxIZChVUQVNLX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9UQVNLX1ZJRVdfQkFTSUMQARISCg5UQVNLX1ZJRVdfRlVMTBACQlMKDGRldi50YXNrcS52MUIJVGFza1Byb3RvUAFaNmdpdGh1Yi5jb20vdGFza3EvdGFza3EvY2xpZW50cy9nby9nZW4vdGFza3EvdjE7dGFza3F2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status, file_taskq_v1_http, file_taskq_v1_queue]);
+  fileDesc("ChN0YXNrcS92MS90YXNrLnByb3RvEgh0YXNrcS52MSLaBQoEVGFzaxIMCgRuYW1lGAEgASgJEg8KB3BheWxvYWQYAiABKAwSMgoKYXR0cmlidXRlcxgDIAMoCzIeLnRhc2txLnYxLlRhc2suQXR0cmlidXRlc0VudHJ5EgsKA3RhZxgEIAEoCRIxCg1zY2hlZHVsZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgxyZXRyeV9jb25maWcYBiABKAsyFS50YXNrcS52MS5SZXRyeUNvbmZpZxI0ChFkaXNwYXRjaF9kZWFkbGluZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIiCgVzdGF0ZRgIIAEoDjITLnRhc2txLnYxLlRhc2tTdGF0ZRIVCg1hdHRlbXB0X2NvdW50GAkgASgFEjYKEmZpcnN0X2F0dGVtcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoMbGFzdF9hdHRlbXB0GAsgASgLMhEudGFza3EudjEuQXR0ZW1wdBITCgtsZWFzZV90b2tlbhgMIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKBHZpZXcYDyABKA4yEi50YXNrcS52MS5UYXNrVmlldxIrCgxodHRwX3JlcXVlc3QYECABKAsyFS50YXNrcS52MS5IdHRwUmVxdWVzdBIWCg5yZXNwb25zZV9jb3VudBgRIAEoBRIUCgx0cmFjZV9wYXJlbnQYEiABKAkSEwoLdHJhY2Vfc3RhdGUYEyABKAkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEipwEKB0F0dGVtcHQSMQoNZGlzcGF0Y2hfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNcmVzcG9uc2VfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIQoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1cxITCgtodHRwX3N0YXR1cxgEIAEoBSqFAQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRUQVNLX1NUQVRFX1NDSEVEVUxFRBABEhQKEFRBU0tfU1RBVEVfUkVBRFkQAhIVChFUQVNLX1NUQVRFX0xFQVNFRBADEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAQqTgoIVGFza1ZpZXcSGQoVVEFTS19WSUVXX1VOU1BFQ0lGSUVEEAASEwoPVEFTS19WSUVXX0JBU0lDEAESEgoOVEFTS19WSUVXX0ZVTEwQAkJTCgxkZXYudGFza3EudjFCCVRhc2tQcm90b1ABWjZnaXRodWIuY29tL3Rhc2txL3Rhc2txL2NsaWVudHMvZ28vZ2VuL3Rhc2txL3YxO3Rhc2txdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status, file_taskq_v1_http, file_taskq_v1_queue]);
 
 /**
  * A unit of work in a queue.
@@ -175,6 +175,32 @@ export type Task = Message<"taskq.v1.Task"> & {
    * @generated from field: int32 response_count = 17;
    */
   responseCount: number;
+
+  /**
+   * Output only. The W3C Trace Context `traceparent` of the call that created
+   * the task, so that the worker's handler continues that trace: 55
+   * characters, `{version}-{trace-id}-{parent-id}-{trace-flags}` in lower-case
+   * hex (`00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`). With
+   * tracing on (the server's `--otlp-endpoint`) the parent is the server's
+   * span of the create call; otherwise it is the caller's `traceparent`
+   * request metadata as sent. Empty when the creating call carried no valid
+   * `traceparent` and the server does not trace, and for tasks created
+   * through the Cloud Tasks and App Engine APIs. HTTP push sends it as the
+   * `traceparent` header.
+   *
+   * @generated from field: string trace_parent = 18;
+   */
+  traceParent: string;
+
+  /**
+   * Output only. The W3C Trace Context `tracestate` that came with
+   * `trace_parent` (vendor-specific `key=value` pairs separated by commas, at
+   * most 512 characters); empty when there was none. HTTP push sends it as the
+   * `tracestate` header.
+   *
+   * @generated from field: string trace_state = 19;
+   */
+  traceState: string;
 };
 
 /**
