@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint python-lint postgres-installed nginx-installed proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang test-package bench bench-quick clean
+.PHONY: serve test install lint python-lint postgres-installed nginx-installed chromium-installed proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang test-package bench bench-quick clean
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/taskq serve $(ARGS)
@@ -44,8 +44,13 @@ nginx-installed: $(VENV)/nginx/usr/sbin/nginx
 $(VENV)/nginx/usr/sbin/nginx: tools/install-nginx.sh
 	bash tools/install-nginx.sh $(VENV)/nginx
 
-pytest: install postgres-installed nginx-installed
-	TASKQ_REQUIRE_POSTGRES=1 TASKQ_REQUIRE_PROXY=1 $(PY) -m pytest $(PYTEST_ARGS)
+# Chromium for the console's browser tests (tests/console), driven by Playwright through its
+# executable path: Debian's chromium package, installed when missing (no browser downloads).
+chromium-installed:
+	bash tools/install-chromium.sh
+
+pytest: install postgres-installed nginx-installed chromium-installed
+	TASKQ_REQUIRE_POSTGRES=1 TASKQ_REQUIRE_PROXY=1 TASKQ_REQUIRE_BROWSER=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 # Ruff (lint and import order) and mypy (types), configured in pyproject.toml.
 python-lint: $(VENV)/.installed

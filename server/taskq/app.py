@@ -39,6 +39,7 @@ from taskq.cloudtasks import service_v2beta2
 from taskq.cloudtasks.service_v2 import SERVICE as CLOUD_TASKS_V2
 from taskq.cloudtasks.service_v2 import CloudTasksV2
 from taskq.config import Config, ConfigError
+from taskq.console.views import Console
 from taskq.core import limits
 from taskq.core.clock import Clock, SystemClock
 from taskq.core.engine import Engine
@@ -271,6 +272,7 @@ class TaskqServer:
                                       authenticator=self.authenticator, open_paths=self.config.open_http_paths())
             if self.metrics is not None:
                 self.http_port.add_get("/metrics", self.metrics.handle)
+            Console(self.engine_ref, self.authenticator).register(self.http_port.app)
             try:
                 await self.http_port.start()
             except OSError as error:
@@ -280,8 +282,8 @@ class TaskqServer:
                 raise StartupError(f"cannot listen on {self.config.http_listen} (HTTP): {error.strerror or error}") from None
             if self.http_tls is not None and self._background:
                 self.http_tls.start()
-            log.info("HTTP port %d%s (App Engine API bridge: POST /rpc_http; metrics: GET /metrics)", self.http_port.port,
-                     " with TLS" if self.http_tls else "")
+            log.info("HTTP port %d%s (App Engine API bridge: POST /rpc_http; metrics: GET /metrics; console: /console)",
+                     self.http_port.port, " with TLS" if self.http_tls else "")
         for service in READINESS_SERVICES:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         where = "PostgreSQL" if self.config.database else self.config.data_dir

@@ -3,7 +3,7 @@ metrics at `GET /metrics` (registered by app.py, taskq/metrics). With roles chec
 their caller (taskq/auth): the bridge in its protocol's way, GET paths by an Authorization
 header or a client certificate (401, 403).
 
-(The web console will live here too.) The bridge needs the SDK's
+The web console lives under /console (taskq/console). The bridge needs the SDK's
 message definitions, from the `appengine` extra (`pip install 'taskq[appengine]'`); without
 them the port answers 501 with how to install them.
 """
@@ -46,6 +46,12 @@ class HttpPort:
         self._open_paths = open_paths
         self._app = web.Application(client_max_size=max_body_bytes)
         self._app.router.add_post("/rpc_http", self._rpc_http)
+
+    @property
+    def app(self) -> web.Application:
+        """The aiohttp application, for routes that check their callers themselves (the web
+        console, taskq/console, which keeps sessions of its own)."""
+        return self._app
 
     def add_get(self, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
         """Serves GET `path` with `handler` (before start): /metrics (taskq/metrics). With roles

@@ -81,14 +81,23 @@ class Authenticator:
         raise Unauthenticated("the call has no credentials: send the header 'authorization: Bearer <token>'"
                               + (" or a client certificate" if self._certificates else ""))
 
+    def file_token_principal(self, hashed: str) -> Principal | None:
+        """The principal of the tokens file's token with this hash (token_hash), None when the
+        file has none such (the web console's sessions keep only the hash, taskq/console)."""
+        if self._file is None:
+            return None
+        entry = self._file.get().tokens.get(hashed)
+        if entry is None:
+            return None
+        if entry.expires_us is not None and self.clock.now_us() >= entry.expires_us:
+            when = datetime.datetime.fromtimestamp(entry.expires_us / US_PER_SECOND, datetime.UTC)
+            raise TokenExpired(f"the token {entry.name} expired at {when:%Y-%m-%dT%H:%M:%SZ}; make a new one")
+        return Principal(entry.name, "token", entry.grants + self._grants_of(entry.name))
+
     async def _token_principal(self, token: str) -> Principal:
-        if self._file is not None:
-            entry = self._file.get().tokens.get(token_hash(token))
-            if entry is not None:
-                if entry.expires_us is not None and self.clock.now_us() >= entry.expires_us:
-                    when = datetime.datetime.fromtimestamp(entry.expires_us / US_PER_SECOND, datetime.UTC)
-                    raise TokenExpired(f"the token {entry.name} expired at {when:%Y-%m-%dT%H:%M:%SZ}; make a new one")
-                return Principal(entry.name, "token", entry.grants + self._grants_of(entry.name))
+        principal = self.file_token_principal(token_hash(token))
+        if principal is not None:
+            return principal
         if self._jwt is not None and token.count(".") == 2:
             verified = await self._jwt.verify(token)
             try:

@@ -1,0 +1,1 @@
+"""The web console under /console on the HTTP port (docs/console.md)."""

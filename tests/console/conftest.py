@@ -1,0 +1,74 @@
+"""Fixtures for the web console: a real server with its HTTP port and a tokens file, and a
+headless Chromium page (tests/support/browser.py) to look at it with."""
+
+from __future__ import annotations
+
+import pytest
+from support.auth_files import TokensFile, bearer
+from support.browser import chromium_path
+
+from harness import ServerHarness
+from taskq.v1 import queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
+
+
+class ConsoleServer:
+    """A server with authentication on, its console's address, and API calls made as admin.
+    Its tokens are made before it starts (the server reads the file again only every few
+    seconds): ops (admin), watcher (viewer) and team-a (viewer on team-a-*)."""
+
+    def __init__(self, harness: ServerHarness, tokens: dict[str, str]) -> None:
+        self.harness = harness
+        self.admin_token = tokens["ops"]
+        self.viewer_token = tokens["watcher"]
+        self.team_a_token = tokens["team-a"]
+        self.url = f"http://127.0.0.1:{harness.server.http_port.port}/console"
+
+    def create_queue(self, queue_id: str, queue_type: int = queue_pb2.QUEUE_TYPE_PULL, **fields) -> queue_pb2.Queue:
+        queue = queue_pb2.Queue(name=f"queues/{queue_id}", type=queue_type, **fields)
+        request = queue_service_pb2.CreateQueueRequest(queue=queue)
+        return self.harness.queues.CreateQueue(request, metadata=bearer(self.admin_token)).queue
+
+    def create_task(self, queue_id: str, payload: bytes = b"", **fields) -> task_pb2.Task:
+        request = task_service_pb2.CreateTaskRequest(parent=f"queues/{queue_id}", task=task_pb2.Task(payload=payload, **fields))
+        return self.harness.tasks.CreateTask(request, metadata=bearer(self.admin_token)).task
+
+
+@pytest.fixture
+def console(tmp_path):
+    tokens_file = TokensFile(tmp_path / "tokens.yaml")
+    tokens = {
+        "ops": tokens_file.token("ops", "admin"),
+        "watcher": tokens_file.token("watcher", "viewer"),
+        "team-a": tokens_file.token("team-a", "viewer=team-a-*"),
+    }
+    harness = ServerHarness(str(tmp_path / "data"), http_listen="127.0.0.1:0", auth_tokens_file=str(tokens_file.path))
+    yield ConsoleServer(harness, tokens)
+    harness.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def log_in(page, url: str, token: str) -> None:
+    """Opens the console and logs in with `token` through the login form."""
+    page.goto(url + "/queues")
+    page.get_by_label("Token").fill(token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(url + "/queues")

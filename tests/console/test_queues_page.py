@@ -1,0 +1,93 @@
+"""The console's login and queues page in a real browser against a real server."""
+
+from __future__ import annotations
+
+from console.conftest import log_in
+from playwright.sync_api import expect
+
+from harness import ServerHarness
+from taskq.v1 import queue_pb2
+
+
+def test_logged_in_viewer_sees_queue_depth_grow_as_tasks_are_created(console, page):
+    console.create_queue("reports")
+    console.create_queue("emails", queue_pb2.QUEUE_TYPE_PUSH, rate_limits=queue_pb2.RateLimits(max_dispatches_per_second=5))
+    log_in(page, console.url, console.viewer_token)
+
+    expect(page.get_by_text("Signed in as watcher")).to_be_visible()
+    reports = page.locator('tr[data-queue="reports"]')
+    expect(reports.locator('[data-field="ready"]')).to_have_text("0")
+    expect(page.locator('tr[data-queue="emails"] [data-field="rate"]')).to_have_text("0.00/s of 5/s")
+    for number in range(3):
+        console.create_task("reports", f"report {number}".encode())
+    # The page's script polls the counters: no reload.
+    expect(reports.locator('[data-field="ready"]')).to_have_text("3")
+    expect(reports.locator('[data-field="total"]')).to_have_text("3")
+
+
+def test_login_with_an_unknown_token_says_so(console, page):
+    page.goto(console.url + "/queues")
+    expect(page).to_have_url(console.url + "/login?next=/console/queues")
+    page.get_by_label("Token").fill("not-a-token")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not one of the tokens file's tokens")
+
+
+def test_logout_ends_the_session(console, page):
+    log_in(page, console.url, console.admin_token)
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.goto(console.url + "/queues")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+def test_queues_page_filters_and_sorts_by_query_parameters(console, page):
+    for queue_id in ("alpha", "beta", "gamma"):
+        console.create_queue(queue_id)
+    console.create_queue("push-one", queue_pb2.QUEUE_TYPE_PUSH)
+    console.create_task("gamma")
+    console.create_task("gamma")
+    console.create_task("beta")
+    log_in(page, console.url, console.admin_token)
+
+    page.goto(console.url + "/queues?sort=total&order=desc&type=pull")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_have_attribute("data-queue", "gamma")
+    expect(rows.nth(1)).to_have_attribute("data-queue", "beta")
+
+    page.get_by_label("Name contains").fill("push")
+    page.get_by_label("Type").select_option("")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0)).to_have_attribute("data-queue", "push-one")
+
+
+def test_viewer_sees_only_the_queues_its_roles_cover(console, page):
+    console.create_queue("team-a-jobs")
+    console.create_queue("team-b-jobs")
+    log_in(page, console.url, console.team_a_token)
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page.locator('tr[data-queue="team-a-jobs"]')).to_be_visible()
+
+
+def test_console_without_authentication_is_open_as_the_api_is(tmp_path, page):
+    harness = ServerHarness(str(tmp_path / "data"), http_listen="127.0.0.1:0")
+    try:
+        harness.create_queue("open-queue")
+        page.goto(f"http://127.0.0.1:{harness.server.http_port.port}/console")
+        expect(page.get_by_text("Open console: the server checks no roles")).to_be_visible()
+        expect(page.locator('tr[data-queue="open-queue"]')).to_be_visible()
+    finally:
+        harness.close()
+
+
+def test_session_cookie_changed_by_hand_is_refused(console, page):
+    log_in(page, console.url, console.admin_token)
+    [cookie] = page.context.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert console.admin_token not in cookie["value"]
+    hashed, expires, mac = cookie["value"].split(".")
+    page.context.add_cookies([{**cookie, "value": f"{hashed}.{int(expires) + 3600}.{mac}"}])
+    page.goto(console.url + "/queues")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
