@@ -39,7 +39,7 @@ from taskq.cloudtasks import service_v2beta2
 from taskq.cloudtasks.service_v2 import SERVICE as CLOUD_TASKS_V2
 from taskq.cloudtasks.service_v2 import CloudTasksV2
 from taskq.config import Config, ConfigError
-from taskq.console.views import Console
+from taskq.console import register as register_console
 from taskq.core import limits
 from taskq.core.clock import Clock, SystemClock
 from taskq.core.engine import Engine
@@ -272,7 +272,7 @@ class TaskqServer:
                                       authenticator=self.authenticator, open_paths=self.config.open_http_paths())
             if self.metrics is not None:
                 self.http_port.add_get("/metrics", self.metrics.handle)
-            Console(self.engine_ref, self.authenticator).register(self.http_port.app)
+            register_console(self.http_port.app, self.engine_ref, self.authenticator)
             try:
                 await self.http_port.start()
             except OSError as error:

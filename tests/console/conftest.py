@@ -7,7 +7,7 @@ import pytest
 from support.auth_files import TokensFile, bearer
 from support.browser import chromium_path
 
-from harness import ServerHarness
+from harness import ServerHarness, seconds_to_duration
 from taskq.v1 import queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 
@@ -28,7 +28,18 @@ class ConsoleServer:
         request = queue_service_pb2.CreateQueueRequest(queue=queue)
         return self.harness.queues.CreateQueue(request, metadata=bearer(self.admin_token)).queue
 
-    def create_task(self, queue_id: str, payload: bytes = b"", **fields) -> task_pb2.Task:
+    def get_queue(self, queue_id: str) -> queue_pb2.Queue:
+        request = queue_service_pb2.GetQueueRequest(name=f"queues/{queue_id}")
+        return self.harness.queues.GetQueue(request, metadata=bearer(self.admin_token)).queue
+
+    def lease(self, queue_id: str, seconds: float = 60, **fields) -> list[task_pb2.Task]:
+        request = task_service_pb2.LeaseTasksRequest(parent=f"queues/{queue_id}", lease_duration=seconds_to_duration(seconds),
+                                                     max_tasks=10, **fields)
+        return list(self.harness.tasks.LeaseTasks(request, metadata=bearer(self.admin_token)).tasks)
+
+    def create_task(self, queue_id: str, payload: bytes = b"", task_id: str = "", **fields) -> task_pb2.Task:
+        if task_id:
+            fields["name"] = f"queues/{queue_id}/tasks/{task_id}"
         request = task_service_pb2.CreateTaskRequest(parent=f"queues/{queue_id}", task=task_pb2.Task(payload=payload, **fields))
         return self.harness.tasks.CreateTask(request, metadata=bearer(self.admin_token)).task
 

@@ -6,8 +6,9 @@ from taskq.api import convert, validate
 from taskq.api.engine_ref import EngineRef
 from taskq.api.status import guarded
 from taskq.core import limits, pagination
+from taskq.core.engine import Engine
 from taskq.core.errors import InvalidArgument
-from taskq.core.model import QueueState, QueueType
+from taskq.core.model import Queue, QueueState, QueueType
 from taskq.v1 import queue_pb2, queue_service_pb2, queue_service_pb2_grpc
 
 
@@ -43,18 +44,7 @@ class QueueServicer(queue_service_pb2_grpc.QueueServiceServicer):
 
     @guarded
     async def UpdateQueue(self, request, context):
-        engine = self._engine.get()
-        if not request.HasField("queue"):
-            raise InvalidArgument.field("queue", "is required", "REQUIRED_FIELD")
-        paths = validate.update_paths(list(request.update_mask.paths))
-        new = validate.queue(request.queue)
-        current = await engine.queues.get(new.queue_id)
-        if request.queue.type != queue_pb2.QUEUE_TYPE_UNSPECIFIED and new.type is not current.type:
-            raise InvalidArgument.field(
-                "queue.type", f"is immutable: the queue is a {QueueType(current.type).name.lower()} queue",
-                "FIELD_NOT_UPDATABLE",
-            )
-        queue = await engine.queues.update(new.queue_id, new, paths)
+        queue = await update_queue(self._engine.get(), request)
         return queue_service_pb2.UpdateQueueResponse(queue=convert.queue_to_proto(queue))
 
     @guarded
@@ -86,3 +76,18 @@ class QueueServicer(queue_service_pb2_grpc.QueueServiceServicer):
         engine = self._engine.get()
         stats = await engine.queues.stats(validate.queue_id(request.name, "name"))
         return queue_service_pb2.GetQueueStatsResponse(stats=convert.stats_to_proto(stats))
+
+
+async def update_queue(engine: Engine, request: queue_service_pb2.UpdateQueueRequest) -> Queue:
+    """UpdateQueue's work, shared with the web console's settings form (taskq/console)."""
+    if not request.HasField("queue"):
+        raise InvalidArgument.field("queue", "is required", "REQUIRED_FIELD")
+    paths = validate.update_paths(list(request.update_mask.paths))
+    new = validate.queue(request.queue)
+    current = await engine.queues.get(new.queue_id)
+    if request.queue.type != queue_pb2.QUEUE_TYPE_UNSPECIFIED and new.type is not current.type:
+        raise InvalidArgument.field(
+            "queue.type", f"is immutable: the queue is a {QueueType(current.type).name.lower()} queue",
+            "FIELD_NOT_UPDATABLE",
+        )
+    return await engine.queues.update(new.queue_id, new, paths)

@@ -152,29 +152,32 @@ class Console:
 
     # Sessions -------------------------------------------------------------------------------
 
-    def _key(self) -> bytes:
-        return self._engine.get().page_token_key
+    def engine(self) -> Engine:
+        return self._engine.get()
 
-    async def _viewer(self, request: web.Request) -> Viewer:
+    def key(self) -> bytes:
+        return self.engine().page_token_key
+
+    async def viewer(self, request: web.Request) -> Viewer:
         """The session's viewer; Unauthenticated without a valid session when roles are checked."""
         if self._authenticator is None:
             return Viewer(None, None)
         cookie = request.cookies.get(session.COOKIE)
-        hashed = session.hashed_token(self._key(), cookie, time.time()) if cookie else None
+        hashed = session.hashed_token(self.key(), cookie, time.time()) if cookie else None
         principal = self._authenticator.file_token_principal(hashed) if hashed else None
         if principal is None or cookie is None:
             raise Unauthenticated("log in with a token")
         return Viewer(principal, cookie)
 
-    def _check_csrf(self, viewer: Viewer, form: Any) -> None:
-        if not session.csrf_ok(self._key(), viewer.cookie, str(form.get("csrf", ""))):
+    def check_csrf(self, viewer: Viewer, form: Any) -> None:
+        if not session.csrf_ok(self.key(), viewer.cookie, str(form.get("csrf", ""))):
             raise PermissionDenied(viewer.name or "this page", "console", "this form", "submit a form without its page")
 
     # Pages ----------------------------------------------------------------------------------
 
-    def _render(self, request: web.Request, template: str, viewer: Viewer | None, status: int = 200,
+    def render(self, request: web.Request, template: str, viewer: Viewer | None, status: int = 200,
                 **values: Any) -> web.Response:
-        key = self._key()
+        key = self.key()
         body = self._templates.get_template(template).render(
             viewer=viewer, open=self._authenticator is None, prefix=PREFIX,
             csrf=session.csrf_token(key, viewer.cookie if viewer else None),
@@ -182,10 +185,10 @@ class Console:
         )
         return web.Response(text=body, status=status, content_type="text/html", headers=_HEADERS)
 
-    def _failure(self, request: web.Request, viewer: Viewer | None, error: TaskqError) -> web.StreamResponse:
+    def failure(self, request: web.Request, viewer: Viewer | None, error: TaskqError) -> web.StreamResponse:
         if isinstance(error, Unauthenticated):
             raise web.HTTPSeeOther(f"{PREFIX}/login?next={request.path_qs}")
-        return self._render(request, "error.html", viewer, status=_HTTP_STATUS.get(error.code, 500), error=error)
+        return self.render(request, "error.html", viewer, status=_HTTP_STATUS.get(error.code, 500), error=error)
 
     async def _home(self, request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"{PREFIX}/queues")
@@ -193,15 +196,15 @@ class Console:
     async def _login_page(self, request: web.Request) -> web.StreamResponse:
         if self._authenticator is None:
             raise web.HTTPSeeOther(f"{PREFIX}/queues")
-        return self._render(request, "login.html", None, next=_local(request.query.get("next", "")), message=None)
+        return self.render(request, "login.html", None, next=_local(request.query.get("next", "")), message=None)
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
         if self._authenticator is None:
             raise web.HTTPSeeOther(f"{PREFIX}/queues")
         form = await request.post()
         next_path = _local(str(form.get("next", "")))
-        if not session.csrf_ok(self._key(), None, str(form.get("csrf", ""))):
-            return self._render(request, "login.html", None, status=403, next=next_path,
+        if not session.csrf_ok(self.key(), None, str(form.get("csrf", ""))):
+            return self.render(request, "login.html", None, status=403, next=next_path,
                                 message="The form had expired: try again.")
         token = str(form.get("token", "")).strip()
         try:
@@ -211,10 +214,10 @@ class Console:
             if self._authenticator.file_token_principal(token_hash(token)) is None:
                 raise Unauthenticated("the console takes tokens of the tokens file (taskq token create), not JWTs")
         except TaskqError as error:
-            return self._render(request, "login.html", None, status=401, next=next_path, message=error.message)
+            return self.render(request, "login.html", None, status=401, next=next_path, message=error.message)
         response = web.HTTPSeeOther(next_path or f"{PREFIX}/queues")
         expires = int(time.time()) + session.SESSION_SECONDS
-        response.set_cookie(session.COOKIE, session.cookie_value(self._key(), token_hash(token), expires),
+        response.set_cookie(session.COOKIE, session.cookie_value(self.key(), token_hash(token), expires),
                             max_age=session.SESSION_SECONDS, path=PREFIX, httponly=True, samesite="Strict",
                             secure=request.secure)
         raise response
@@ -222,8 +225,8 @@ class Console:
     async def _logout(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         try:
-            viewer = await self._viewer(request)
-            self._check_csrf(viewer, form)
+            viewer = await self.viewer(request)
+            self.check_csrf(viewer, form)
         except TaskqError:
             pass  # an ended session is logged out anyway
         response = web.HTTPSeeOther(f"{PREFIX}/login" if self._authenticator else f"{PREFIX}/queues")
@@ -233,17 +236,17 @@ class Console:
     async def _queues_page(self, request: web.Request) -> web.StreamResponse:
         viewer = None
         try:
-            viewer = await self._viewer(request)
+            viewer = await self.viewer(request)
             query = _queue_query(request)
             rows = await self._queue_rows(viewer, query)
         except TaskqError as error:
-            return self._failure(request, viewer, error)
-        return self._render(request, "queues.html", viewer, rows=rows, query=query, sort_keys=SORT_KEYS,
+            return self.failure(request, viewer, error)
+        return self.render(request, "queues.html", viewer, rows=rows, query=query, sort_keys=SORT_KEYS,
                             live_url=f"{PREFIX}/queues.json?{request.query_string}")
 
     async def _queues_json(self, request: web.Request) -> web.StreamResponse:
         try:
-            viewer = await self._viewer(request)
+            viewer = await self.viewer(request)
             rows = await self._queue_rows(viewer, _queue_query(request))
         except TaskqError as error:
             return web.json_response({"error": error.message, "reason": error.reason},
@@ -267,7 +270,7 @@ class Console:
                     stats = await engine.queues.stats(queue.queue_id)
                 except TaskqError:
                     continue  # deleted meanwhile
-                rows.append(_row(engine, queue, stats))
+                rows.append(queue_row(engine.clock.now_us(), queue, stats))
             if not after:
                 break
         key = query["sort"]
@@ -275,8 +278,7 @@ class Console:
         return rows
 
 
-def _row(engine: Engine, queue: Any, stats: QueueStats) -> QueueRow:
-    now_us = engine.clock.now_us()
+def queue_row(now_us: int, queue: Any, stats: QueueStats) -> QueueRow:
     oldest = None if stats.oldest_schedule_time_us is None else (now_us - stats.oldest_schedule_time_us) / US_PER_SECOND
     return QueueRow(
         queue_id=queue.queue_id, type=QueueType(queue.type).name.lower(), state=QueueState(queue.state).name.lower(),
@@ -331,4 +333,4 @@ def _local(path: str) -> str:
     return ""
 
 
-__all__ = ["Console", "PREFIX", "age", "rate_text"]
+__all__ = ["Console", "Viewer", "PREFIX", "age", "rate_text", "queue_row"]
