@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from taskq.api.interceptor import HandlerWrapper
 from taskq.metrics.histogram import RPC_BUCKETS, Histogram
 
 #: (request streaming, response streaming) -> the `type` label.
@@ -60,28 +61,12 @@ def call_code(context: grpc.aio.ServicerContext, error: BaseException | None) ->
     return "UNKNOWN"
 
 
-class RpcMetrics(grpc.aio.ServerInterceptor):
+class RpcMetrics(HandlerWrapper):
     """Counts and times every call. Each method's handler is wrapped once and reused."""
 
     def __init__(self) -> None:
         self.methods: dict[str, MethodTally] = {}
-        #: method path -> (the handler gRPC found, its wrapped twin).
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        path = handler_call_details.method
-        known = self._wrapped.get(path)
-        if known is not None and known[0] is handler:
-            return known[1]
-        wrapped = self._wrap(path, handler)
-        self._wrapped[path] = (handler, wrapped)
-        return wrapped
+        super().__init__()
 
     def _wrap(self, path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         service, _, method = path.lstrip("/").rpartition("/")

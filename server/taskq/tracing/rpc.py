@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 from opentelemetry import propagate
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, use_span
 
+from taskq.api.interceptor import HandlerWrapper
 from taskq.metrics.rpc import call_code
 
 #: The codes that mean the server failed (OpenTelemetry's RPC conventions: on a server span,
@@ -35,28 +36,12 @@ def _carrier(metadata: Any) -> dict[str, str]:
     return {key: value for key, value in metadata or () if isinstance(value, str)}
 
 
-class RpcTracing(grpc.aio.ServerInterceptor):
+class RpcTracing(HandlerWrapper):
     """Makes a span of every call. Each method's handler is wrapped once and reused."""
 
     def __init__(self, tracer: Tracer) -> None:
         self._tracer = tracer
-        #: method path -> (the handler gRPC found, its wrapped twin).
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        path = handler_call_details.method
-        known = self._wrapped.get(path)
-        if known is not None and known[0] is handler:
-            return known[1]
-        wrapped = self._wrap(path, handler)
-        self._wrapped[path] = (handler, wrapped)
-        return wrapped
+        super().__init__()
 
     def _wrap(self, path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         name = path.lstrip("/")
