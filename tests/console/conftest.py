@@ -7,7 +7,7 @@ import pytest
 from support.auth_files import TokensFile, bearer
 from support.browser import chromium_path
 
-from harness import ServerHarness, seconds_to_duration
+from harness import FakeClock, ServerHarness, seconds_to_duration
 from taskq.v1 import queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 
@@ -37,6 +37,17 @@ class ConsoleServer:
                                                      max_tasks=10, **fields)
         return list(self.harness.tasks.LeaseTasks(request, metadata=bearer(self.admin_token)).tasks)
 
+    def stats(self, queue_id: str) -> queue_pb2.QueueStats:
+        request = queue_service_pb2.GetQueueStatsRequest(name=f"queues/{queue_id}")
+        return self.harness.queues.GetQueueStats(request, metadata=bearer(self.admin_token)).stats
+
+    def fail_leased(self, queue_id: str) -> None:
+        """Leases every task of the queue for a second and lets the leases run out: with
+        max_attempts 1, each fails (or goes to the dead-letter queue) with "lease expired"."""
+        self.lease(queue_id, seconds=1)
+        self.harness.clock.advance(2)
+        self.harness.reap()
+
     def create_task(self, queue_id: str, payload: bytes = b"", task_id: str = "", **fields) -> task_pb2.Task:
         if task_id:
             fields["name"] = f"queues/{queue_id}/tasks/{task_id}"
@@ -52,7 +63,10 @@ def console(tmp_path):
         "watcher": tokens_file.token("watcher", "viewer"),
         "team-a": tokens_file.token("team-a", "viewer=team-a-*"),
     }
-    harness = ServerHarness(str(tmp_path / "data"), http_listen="127.0.0.1:0", auth_tokens_file=str(tokens_file.path))
+    # A FakeClock: leases run out when the test says so (fail_all); the console's live numbers
+    # come from the counters and need no background loop.
+    harness = ServerHarness(str(tmp_path / "data"), clock=FakeClock(), http_listen="127.0.0.1:0",
+                            auth_tokens_file=str(tokens_file.path))
     yield ConsoleServer(harness, tokens)
     harness.close()
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from taskq.api.engine_ref import EngineRef
 from taskq.auth.authenticator import Authenticator
+from taskq.console.failure_views import FailurePages
 from taskq.console.queue_views import QueuePages
 from taskq.console.views import Console
 
@@ -15,6 +16,7 @@ def register(app: web.Application, engine: EngineRef, authenticator: Authenticat
     console = Console(engine, authenticator)
     console.register(app)
     QueuePages(console).register(app)
+    FailurePages(console).register(app)
 
 
 __all__ = ["register"]
