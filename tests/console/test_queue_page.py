@@ -103,7 +103,8 @@ def test_open_task_shows_payload_as_json_text_and_hex_with_attributes(console, p
 
 def test_admin_runs_a_scheduled_task_now_and_deletes_it(console, page):
     console.create_queue("reports")
-    console.create_task("reports", b"later", task_id="later", schedule_time={"seconds": console.harness.clock.now_us() // 1_000_000 + 86400})
+    tomorrow = console.harness.clock.now_us() // 1_000_000 + 86400
+    console.create_task("reports", b"later", task_id="later", schedule_time={"seconds": tomorrow})
     log_in(page, console.url, console.admin_token)
     page.goto(console.url + "/queues/reports/tasks/later")
     expect(page.locator("#task-state")).to_have_text("scheduled")
