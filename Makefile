@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: serve test install lint python-lint postgres-installed nginx-installed chromium-installed proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang test-package bench bench-quick clean
+.PHONY: serve test install lint python-lint postgres-installed nginx-installed chromium-installed console-screenshots proto-lint proto-breaking proto-baseline generate check-generated pytest test-go test-node test-java test-cloudtasks test-grpcurl test-crosslang test-package bench bench-quick clean
 
 serve: $(VENV)/.installed
 	$(VENV)/bin/taskq serve $(ARGS)
@@ -48,6 +48,10 @@ $(VENV)/nginx/usr/sbin/nginx: tools/install-nginx.sh
 # executable path: Debian's chromium package, installed when missing (no browser downloads).
 chromium-installed:
 	bash tools/install-chromium.sh
+
+# The console's screenshots in docs/console (shown in the README), taken by its browser tests.
+console-screenshots: $(VENV)/.installed chromium-installed
+	TASKQ_SCREENSHOTS=1 TASKQ_REQUIRE_BROWSER=1 $(PY) -m pytest tests/console
 
 pytest: install postgres-installed nginx-installed chromium-installed
 	TASKQ_REQUIRE_POSTGRES=1 TASKQ_REQUIRE_PROXY=1 TASKQ_REQUIRE_BROWSER=1 $(PY) -m pytest $(PYTEST_ARGS)

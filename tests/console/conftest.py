@@ -3,6 +3,9 @@ headless Chromium page (tests/support/browser.py) to look at it with."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from support.auth_files import TokensFile, bearer
 from support.browser import chromium_path
@@ -97,3 +100,16 @@ def log_in(page, url: str, token: str) -> None:
     page.get_by_label("Token").fill(token)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(url + "/queues")
+
+
+#: Where screenshot() saves, when TASKQ_SCREENSHOTS is set (make console-screenshots): the
+#: README shows them.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+
+
+def screenshot(page, name: str) -> None:
+    """Saves the page as docs/console/<name>.png when TASKQ_SCREENSHOTS is set (not on every
+    run, so that running the tests leaves the checkout as it was)."""
+    if os.environ.get("TASKQ_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.conftest import log_in
+from console.conftest import log_in, screenshot
 from playwright.sync_api import expect
 
 from taskq.v1 import queue_pb2
@@ -23,6 +23,7 @@ def test_dead_letter_is_rerun_into_the_queue_it_came_from(console, page):
     expect(group).to_have_count(1)
     expect(group.get_by_role("heading")).to_contain_text("DEADLINE_EXCEEDED: lease expired")
     expect(group.locator("tbody tr")).to_contain_text(["dead letter"])
+    screenshot(page, "failures")
     group.get_by_role("checkbox").check()
     group.get_by_role("button", name="Re-run selected").click()
     expect(page.get_by_text("Re-run 1 task?")).to_be_visible()

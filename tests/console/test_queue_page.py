@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.conftest import log_in
+from console.conftest import log_in, screenshot
 from playwright.sync_api import expect
 
 from taskq.v1 import queue_pb2
@@ -45,6 +45,7 @@ def test_viewer_is_refused_pausing_and_the_page_says_why(console, page):
 
     page.get_by_role("button", name="Pause").click()
     expect(page.get_by_role("alert")).to_contain_text("watcher may not call PauseQueue: that needs the admin role on queues/reports")
+    screenshot(page, "refused")
     assert console.get_queue("reports").state == queue_pb2.QUEUE_STATE_RUNNING
 
 
@@ -57,6 +58,7 @@ def test_task_list_filters_by_state_and_tag(console, page):
     page.goto(console.url + "/queues/reports")
     tasks = page.locator("tr[data-task]")
     expect(tasks).to_have_count(2)
+    screenshot(page, "queue")
 
     page.get_by_label("Tag").fill("q3")
     page.get_by_role("button", name="Show").click()
@@ -95,6 +97,7 @@ def test_open_task_shows_payload_as_json_text_and_hex_with_attributes(console, p
     expect(page.locator("#task-state")).to_have_text("ready")
     expect(page.locator(".facts")).to_contain_text(["finance"])
     expect(page.locator("pre.payload")).to_contain_text('"quarter": 3,')
+    screenshot(page, "task")
     page.get_by_role("link", name="Hex").click()
     expect(page.locator("pre.payload")).to_contain_text("7b 22 71 75")
     page.get_by_role("link", name="Text").click()
@@ -128,6 +131,7 @@ def test_settings_refused_by_the_api_show_its_message_beside_the_field(console, 
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator("#rate_limits-max_dispatches_per_second-error")).to_contain_text("must be greater than 0")
     expect(page.get_by_label("Rate limit (tasks per second)")).to_have_value("-3")
+    screenshot(page, "settings-refused")
 
     page.get_by_label("Rate limit (tasks per second)").fill("20")
     page.get_by_label("Most attempts").fill("7")

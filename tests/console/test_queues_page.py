@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.conftest import log_in
+from console.conftest import log_in, screenshot
 from playwright.sync_api import expect
 
 from harness import ServerHarness
@@ -23,11 +23,15 @@ def test_logged_in_viewer_sees_queue_depth_grow_as_tasks_are_created(console, pa
     # The page's script polls the counters: no reload.
     expect(reports.locator('[data-field="ready"]')).to_have_text("3")
     expect(reports.locator('[data-field="total"]')).to_have_text("3")
+    screenshot(page, "queues")
+    page.set_viewport_size({"width": 390, "height": 800})
+    screenshot(page, "queues-narrow")
 
 
 def test_login_with_an_unknown_token_says_so(console, page):
     page.goto(console.url + "/queues")
     expect(page).to_have_url(console.url + "/login?next=/console/queues")
+    screenshot(page, "login")
     page.get_by_label("Token").fill("not-a-token")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("not one of the tokens file's tokens")

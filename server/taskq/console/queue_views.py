@@ -94,7 +94,9 @@ def _proto_value(message: queue_pb2.Queue, setting: Setting) -> str:
         holder = getattr(holder, parent)
     if setting.kind == "seconds":
         value: duration_pb2.Duration = getattr(holder, name)
-        return f"{value.seconds + value.nanos / 1e9:g}"
+        if not value.nanos:
+            return str(value.seconds)
+        return f"{value.seconds + value.nanos / 1e9:.9f}".rstrip("0").rstrip(".")
     if setting.kind == "queue":
         return str(getattr(holder, name)).removeprefix("queues/")
     if setting.kind == "rate":
@@ -255,6 +257,8 @@ class QueuePages:
             engine = console.engine()
             submitted = {setting.id: str(form.get(setting.id, "")) for setting in SETTINGS}
             current = convert.queue_to_proto(await engine.queues.get(queue_id))
+            # Refused before the form is read: a viewer learns nothing from its values' checks.
+            viewer.check(QUEUES + "UpdateQueue", queue_service_pb2.UpdateQueueRequest(queue=current))
             new = queue_pb2.Queue()
             new.CopyFrom(current)
             paths = []
