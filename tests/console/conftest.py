@@ -74,8 +74,11 @@ def console(tmp_path):
     harness.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Not for the whole session: Playwright's sync API runs an
+    event loop in the main thread while it is started, and later tests' asyncio.run() would
+    find it."""
     executable = chromium_path()
     from playwright.sync_api import sync_playwright
 
