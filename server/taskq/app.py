@@ -272,7 +272,7 @@ class TaskqServer:
                                       authenticator=self.authenticator, open_paths=self.config.open_http_paths())
             if self.metrics is not None:
                 self.http_port.add_get("/metrics", self.metrics.handle)
-            register_console(self.http_port.app, self.engine_ref, self.authenticator)
+            register_console(self.http_port.app, self.engine_ref, self.authenticator, sample=self._background)
             try:
                 await self.http_port.start()
             except OSError as error:

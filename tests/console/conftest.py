@@ -11,6 +11,7 @@ from support.auth_files import TokensFile, bearer
 from support.browser import chromium_path
 
 from harness import FakeClock, ServerHarness, seconds_to_duration
+from taskq.console import HISTORY
 from taskq.v1 import queue_pb2, queue_service_pb2, task_pb2, task_service_pb2
 
 
@@ -39,6 +40,14 @@ class ConsoleServer:
         request = task_service_pb2.LeaseTasksRequest(parent=f"queues/{queue_id}", lease_duration=seconds_to_duration(seconds),
                                                      max_tasks=10, **fields)
         return list(self.harness.tasks.LeaseTasks(request, metadata=bearer(self.admin_token)).tasks)
+
+    def ack(self, task: task_pb2.Task) -> None:
+        request = task_service_pb2.DeleteTaskRequest(name=task.name, lease_token=task.lease_token)
+        self.harness.tasks.DeleteTask(request, metadata=bearer(self.admin_token))
+
+    def sample_history(self) -> None:
+        """One sample of the console's charts (a FakeClock server does not sample by itself)."""
+        self.harness.run(self.harness.server.http_port.app[HISTORY].run_once())
 
     def stats(self, queue_id: str) -> queue_pb2.QueueStats:
         request = queue_service_pb2.GetQueueStatsRequest(name=f"queues/{queue_id}")

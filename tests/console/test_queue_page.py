@@ -58,7 +58,6 @@ def test_task_list_filters_by_state_and_tag(console, page):
     page.goto(console.url + "/queues/reports")
     tasks = page.locator("tr[data-task]")
     expect(tasks).to_have_count(2)
-    screenshot(page, "queue")
 
     page.get_by_label("Tag").fill("q3")
     page.get_by_role("button", name="Show").click()
@@ -148,3 +147,27 @@ def test_viewer_sees_settings_but_cannot_edit_them(console, page):
     page.goto(console.url + "/queues/reports")
     expect(page.get_by_label("Most attempts")).to_be_disabled()
     expect(page.get_by_role("button", name="Save settings")).to_have_count(0)
+
+
+def test_queue_page_charts_depth_and_throughput_of_the_last_hour(console, page):
+    console.create_queue("reports")
+    for number in range(3):
+        console.create_task("reports", f"report {number}".encode(), tag=f"q{number + 1}")
+    log_in(page, console.url, console.admin_token)
+    page.goto(console.url + "/queues/reports")
+    expect(page.get_by_text("the charts appear after the first sample")).to_be_visible()
+
+    console.sample_history()
+    console.harness.clock.advance(60)
+    console.create_task("reports", b"report 3", tag="q4")
+    console.create_task("reports", b"report 4", tag="q4")
+    [leased] = console.lease("reports", tag="q1")
+    console.ack(leased)
+    console.lease("reports", tag="q2")
+    console.sample_history()
+
+    page.reload()
+    expect(page.locator('[data-chart="depth"]')).to_have_text("now 4 · highest 4 · lowest 3")
+    expect(page.locator('[data-chart="throughput"]')).to_have_text("now 1 · highest 1 · lowest 0")
+    expect(page.get_by_role("img", name="Depth: 2 samples, now 4, highest 4, lowest 3")).to_be_visible()
+    screenshot(page, "queue")

@@ -24,6 +24,7 @@ from google.protobuf import duration_pb2
 from taskq.api import convert, validate
 from taskq.api.queues import update_queue
 from taskq.auth import policy
+from taskq.console.history import History, sparkline
 from taskq.console.views import PREFIX, Console, Viewer, queue_row
 from taskq.core import limits, pagination
 from taskq.core.errors import Code, InvalidArgument, TaskqError
@@ -182,8 +183,9 @@ def payload_views(payload: bytes) -> dict[str, str | None]:
 
 
 class QueuePages:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, history: History) -> None:
         self._console = console
+        self._history = history
 
     def register(self, app: web.Application) -> None:
         routes = app.router
@@ -238,12 +240,19 @@ class QueuePages:
         row = queue_row(now_us, queue, stats).live()
         admin = viewer.may(QUEUES + "PauseQueue", queue_service_pb2.PauseQueueRequest(name=name))
         done = request.query.get("done", "")
+        samples = self._history.of(queue_id)
+        depths = [sample.depth for sample in samples]
+        executed = [sample.executed for sample in samples]
+        charts = [
+            ("Depth", "tasks waiting or leased", depths, sparkline(depths)),
+            ("Throughput", "tasks finished per minute", executed, sparkline(executed)),
+        ] if samples else []
         return console.render(
             request, "queue.html", viewer, status=status, queue=queue, queue_type=QueueType(queue.type).name.lower(),
             paused=queue.state is QueueState.PAUSED, row=row, settings=SETTINGS, values=values, errors=errors or {},
             message=message, admin=admin, tasks=[_task_row(task, now_us) for task in tasks], state=state, tag=tag,
             task_states=TASK_STATES, next_query=next_query, first_page=not list_request.page_token,
-            notice=NOTICES.get(done), live_url=f"{PREFIX}/queues.json?" + urlencode({"q": queue_id}),
+            notice=NOTICES.get(done), charts=charts, live_url=f"{PREFIX}/queues.json?" + urlencode({"q": queue_id}),
         )
 
     async def _settings(self, request: web.Request) -> web.StreamResponse:
