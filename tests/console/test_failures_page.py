@@ -69,3 +69,28 @@ def test_viewer_sees_failures_but_its_rerun_is_refused(console, page):
     page.get_by_role("button", name="Re-run").click()
     expect(page.get_by_role("status")).to_have_text("0 tasks re-run; 1 refused or gone.")
     assert console.stats("jobs").failed_count == 1
+
+
+def test_every_failure_is_rerun_at_once_and_a_dead_letter_queue_is_purged(console, page):
+    console.create_queue("dead")
+    console.create_queue("jobs", retry_config=ONE_ATTEMPT)
+    console.create_queue("mails", dead_letter_queue="queues/dead", retry_config=ONE_ATTEMPT)
+    console.create_task("jobs", b"1")
+    console.create_task("mails", b"2")
+    console.create_task("mails", b"3")
+    console.fail_leased("jobs")
+    console.fail_leased("mails")
+    log_in(page, console.url, console.admin_token)
+    page.goto(console.url + "/failures")
+
+    page.get_by_role("button", name="Re-run every task listed here (3)").click()
+    page.get_by_role("button", name="Re-run").click()
+    expect(page.get_by_role("status")).to_have_text("3 tasks re-run.")
+    assert console.stats("jobs").ready_count == 1 and console.stats("mails").ready_count == 2
+
+    console.fail_leased("mails")
+    page.goto(console.url + "/failures")
+    page.get_by_role("button", name="Purge the dead-letter queue dead").click()
+    page.get_by_role("button", name="Purge").click()
+    expect(page.get_by_role("status")).to_have_text("The queue is purged.")
+    assert console.stats("dead").tasks_count == 0

@@ -98,8 +98,11 @@ class FailurePages:
         if request.query.get("done") == "rerun":
             ran, refused = _count(request.query.get("ran")), _count(request.query.get("refused"))
             notice = f"{ran} task{'' if ran == 1 else 's'} re-run" + (f"; {refused} refused or gone." if refused else ".")
+        dead_letter_queues = sorted({failure.queue_id for group in groups for failure in group.failures
+                                     if failure.kind == "dead letter"})
         return console.render(request, "failures.html", viewer, groups=groups, truncated=truncated, notice=notice,
-                              per_queue=PER_QUEUE)
+                              per_queue=PER_QUEUE, total=sum(len(group.failures) for group in groups),
+                              dead_letter_queues=dead_letter_queues)
 
     async def _groups(self, viewer: Viewer) -> tuple[list[Group], list[str]]:
         engine = self._console.engine()
