@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from console.conftest import log_in, screenshot
 from playwright.sync_api import expect
+from support.auth_files import TokensFile
+from support.certificates import ServerFiles
 
-from harness import ServerHarness
+from harness import FakeClock, ServerHarness
 from taskq.v1 import queue_pb2
 
 
@@ -95,3 +97,22 @@ def test_session_cookie_changed_by_hand_is_refused(console, page):
     page.context.add_cookies([{**cookie, "value": f"{hashed}.{int(expires) + 3600}.{mac}"}])
     page.goto(console.url + "/queues")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+def test_console_over_tls_sets_a_secure_session_cookie(tmp_path, browser):
+    files = ServerFiles(tmp_path)
+    tokens = TokensFile(tmp_path / "tokens.yaml")
+    token = tokens.token("ops", "admin")
+    harness = ServerHarness(str(tmp_path / "data"), clock=FakeClock(), http_listen="127.0.0.1:0",
+                            auth_tokens_file=str(tokens.path), **files.settings())
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        url = f"https://127.0.0.1:{harness.server.http_port.port}/console"
+        log_in(page, url, token)
+        expect(page.locator('tr[data-queue="default"]')).to_be_visible()
+        [cookie] = context.cookies()
+        assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    finally:
+        context.close()
+        harness.close()
