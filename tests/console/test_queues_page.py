@@ -116,3 +116,14 @@ def test_console_over_tls_sets_a_secure_session_cookie(tmp_path, browser):
     finally:
         context.close()
         harness.close()
+
+
+def test_queues_page_says_when_queues_were_added_after_it_was_loaded(console, page):
+    console.create_queue("first")
+    log_in(page, console.url, console.viewer_token)
+    expect(page.locator('tr[data-queue="first"]')).to_be_visible()
+    console.create_queue("second")
+    expect(page.get_by_text("1 queue was added: reload the page to see it.")).to_be_visible()
+    page.reload()
+    expect(page.locator('tr[data-queue="second"]')).to_be_visible()
+    expect(page.get_by_text("reload the page")).to_have_count(0)

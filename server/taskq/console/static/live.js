@@ -12,7 +12,18 @@
   const intervalMs = 1000;
   let timer = null;
 
+  // On the queues page: a line that says when queues were added after the page was loaded.
+  const added = document.querySelector("[data-live-added]");
+
   function show(queues) {
+    if (added) {
+      const shown = new Set(Array.from(document.querySelectorAll("[data-queue]"), (row) => row.getAttribute("data-queue")));
+      const count = Object.keys(queues).filter((id) => !shown.has(id)).length;
+      const text = count ? count + (count === 1 ? " queue was" : " queues were") + " added: reload the page to see " + (count === 1 ? "it." : "them.") : "";
+      if (added.textContent !== text) {
+        added.textContent = text;
+      }
+    }
     for (const row of document.querySelectorAll("[data-queue]")) {
       const numbers = queues[row.getAttribute("data-queue")];
       if (!numbers) {
