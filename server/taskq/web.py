@@ -113,6 +113,11 @@ class HttpPort:
 
 def _credentials(request: web.Request) -> Credentials:
     """The request's bearer token and its connection's client certificate (mTLS), DER."""
+    return Credentials(bearer_token(request.headers.getall("Authorization", [])), client_certificate(request))
+
+
+def client_certificate(request: web.Request) -> bytes | None:
+    """The client certificate (DER) of the request's connection, None without one (no mTLS)."""
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
     certificate = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    return Credentials(bearer_token(request.headers.getall("Authorization", [])), certificate or None)
+    return certificate or None

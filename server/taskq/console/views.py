@@ -10,6 +10,7 @@ the API is.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from taskq.core.engine import Engine
 from taskq.core.errors import Code, InvalidArgument, PermissionDenied, TaskqError, Unauthenticated
 from taskq.core.model import US_PER_SECOND, QueueState, QueueType
 from taskq.core.queues import QueueStats
+from taskq.web import client_certificate
 
 _HERE = Path(__file__).parent
 PREFIX = "/console"
@@ -51,10 +53,11 @@ _HEADERS = {
 
 @dataclasses.dataclass
 class Viewer:
-    """Who looks at a page: the principal (None: the console is open) and the session cookie."""
+    """Who looks at a page: the principal (None: the console is open) and what its forms' CSRF
+    tokens are bound to (the session cookie, or the client certificate's hash)."""
 
     principal: Principal | None
-    cookie: str | None
+    binding: str | None
 
     @property
     def name(self) -> str | None:
@@ -162,15 +165,26 @@ class Console:
         """The session's viewer; Unauthenticated without a valid session when roles are checked."""
         if self._authenticator is None:
             return Viewer(None, None)
+        key = self.key()
         cookie = request.cookies.get(session.COOKIE)
-        hashed = session.hashed_token(self.key(), cookie, time.time()) if cookie else None
-        principal = self._authenticator.file_token_principal(hashed) if hashed else None
-        if principal is None or cookie is None:
-            raise Unauthenticated("log in with a token")
-        return Viewer(principal, cookie)
+        if cookie and cookie.startswith(session.SEALED):
+            token = session.opened_token(key, cookie, time.time())
+            if token is not None:
+                return Viewer(await self._authenticator.principal(Credentials(token=token)), cookie)
+        elif cookie:
+            hashed = session.hashed_token(key, cookie, time.time())
+            principal = self._authenticator.file_token_principal(hashed) if hashed else None
+            if principal is not None:
+                return Viewer(principal, cookie)
+        certificate = client_certificate(request)
+        if certificate is not None:
+            # mTLS: the browser's client certificate names the caller, as it does for the API.
+            principal = await self._authenticator.principal(Credentials(certificate=certificate))
+            return Viewer(principal, "certificate:" + hashlib.sha256(certificate).hexdigest())
+        raise Unauthenticated("log in with a token")
 
     def check_csrf(self, viewer: Viewer, form: Any) -> None:
-        if not session.csrf_ok(self.key(), viewer.cookie, str(form.get("csrf", ""))):
+        if not session.csrf_ok(self.key(), viewer.binding, str(form.get("csrf", ""))):
             raise PermissionDenied(viewer.name or "this page", "console", "this form", "submit a form without its page")
 
     # Pages ----------------------------------------------------------------------------------
@@ -180,7 +194,7 @@ class Console:
         key = self.key()
         body = self._templates.get_template(template).render(
             viewer=viewer, open=self._authenticator is None, prefix=PREFIX,
-            csrf=session.csrf_token(key, viewer.cookie if viewer else None),
+            csrf=session.csrf_token(key, viewer.binding if viewer else None),
             **values,
         )
         return web.Response(text=body, status=status, content_type="text/html", headers=_HEADERS)
@@ -211,13 +225,19 @@ class Console:
             if not token:
                 raise Unauthenticated("enter a token")
             await self._authenticator.principal(Credentials(token=token))
-            if self._authenticator.file_token_principal(token_hash(token)) is None:
-                raise Unauthenticated("the console takes tokens of the tokens file (taskq token create), not JWTs")
+            expires = int(time.time()) + session.SESSION_SECONDS
+            if self._authenticator.file_token_principal(token_hash(token)) is not None:
+                value = session.cookie_value(self.key(), token_hash(token), expires)
+            else:  # a JWT: sealed, since its hash names nothing
+                sealed = session.sealed_value(self.key(), token, expires)
+                if sealed is None:
+                    raise Unauthenticated(f"the token is too long to keep in a cookie (over {session.MAX_COOKIE_CHARS} "
+                                          "characters sealed)")
+                value = sealed
         except TaskqError as error:
             return self.render(request, "login.html", None, status=401, next=next_path, message=error.message)
         response = web.HTTPSeeOther(next_path or f"{PREFIX}/queues")
-        expires = int(time.time()) + session.SESSION_SECONDS
-        response.set_cookie(session.COOKIE, session.cookie_value(self.key(), token_hash(token), expires),
+        response.set_cookie(session.COOKIE, value,
                             max_age=session.SESSION_SECONDS, path=PREFIX, httponly=True, samesite="Strict",
                             secure=request.secure)
         raise response
