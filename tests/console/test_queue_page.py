@@ -171,3 +171,18 @@ def test_queue_page_charts_depth_and_throughput_of_the_last_hour(console, page):
     expect(page.locator('[data-chart="throughput"]')).to_have_text("now 1 · highest 1 · lowest 0")
     expect(page.get_by_role("img", name="Depth: 2 samples, now 4, highest 4, lowest 3")).to_be_visible()
     screenshot(page, "queue")
+
+
+def test_queue_page_shows_a_backlog_drain_without_a_reload(console, page):
+    console.create_queue("reports")
+    for number in range(5):
+        console.create_task("reports", f"report {number}".encode())
+    log_in(page, console.url, console.viewer_token)
+    page.goto(console.url + "/queues/reports")
+    expect(page.locator('[data-field="ready"]')).to_have_text("5")
+
+    for task in console.lease("reports"):
+        console.ack(task)
+
+    expect(page.locator('[data-field="ready"]')).to_have_text("0")
+    expect(page.locator('[data-field="total"]')).to_have_text("0")

@@ -127,3 +127,20 @@ def test_queues_page_says_when_queues_were_added_after_it_was_loaded(console, pa
     page.reload()
     expect(page.locator('tr[data-queue="second"]')).to_be_visible()
     expect(page.get_by_text("reload the page")).to_have_count(0)
+
+
+def test_login_and_opening_a_queue_work_with_the_keyboard_alone(console, page):
+    console.create_queue("reports")
+    page.goto(console.url + "/queues")
+    # The token field has the focus when the page opens; Enter submits the form.
+    expect(page.get_by_label("Token")).to_be_focused()
+    page.keyboard.type(console.viewer_token)
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Signed in as watcher")).to_be_visible()
+    link = page.get_by_role("link", name="reports", exact=True)
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if link.evaluate("element => element === document.activeElement"):
+            break
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="reports")).to_be_visible()
