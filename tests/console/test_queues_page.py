@@ -144,3 +144,13 @@ def test_login_and_opening_a_queue_work_with_the_keyboard_alone(console, page):
             break
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="reports")).to_be_visible()
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused(console, page):
+    console.create_queue("reports")
+    log_in(page, console.url, console.admin_token)
+    page.goto(console.url + "/queues/reports")
+    page.locator('form[action$="/pause"] input[name="csrf"]').evaluate("input => input.value = 'forged'")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_role("alert")).to_contain_text("CSRF_TOKEN_MISMATCH")
+    assert console.get_queue("reports").state == queue_pb2.QUEUE_STATE_RUNNING

@@ -14,6 +14,7 @@ import hashlib
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -185,7 +186,8 @@ class Console:
 
     def check_csrf(self, viewer: Viewer, form: Any) -> None:
         if not session.csrf_ok(self.key(), viewer.binding, str(form.get("csrf", ""))):
-            raise PermissionDenied(viewer.name or "this page", "console", "this form", "submit a form without its page")
+            raise InvalidArgument.field("csrf", "the form is out of date or was not sent from this console: reload the "
+                                        "page and try again", "CSRF_TOKEN_MISMATCH")
 
     # Pages ----------------------------------------------------------------------------------
 
@@ -201,7 +203,9 @@ class Console:
 
     def failure(self, request: web.Request, viewer: Viewer | None, error: TaskqError) -> web.StreamResponse:
         if isinstance(error, Unauthenticated):
-            raise web.HTTPSeeOther(f"{PREFIX}/login?next={request.path_qs}")
+            # After the login, back to the page; a form's action would answer a GET with 405.
+            back = request.path_qs if request.method == "GET" else ""
+            raise web.HTTPSeeOther(f"{PREFIX}/login" + (f"?{urlencode({'next': back})}" if back else ""))
         return self.render(request, "error.html", viewer, status=_HTTP_STATUS.get(error.code, 500), error=error)
 
     async def _home(self, request: web.Request) -> web.StreamResponse:
