@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from console.conftest import log_in, screenshot
 from playwright.sync_api import expect
 from support.auth_files import TokensFile
@@ -25,6 +27,12 @@ def test_logged_in_viewer_sees_queue_depth_grow_as_tasks_are_created(console, pa
     # The page's script polls the counters: no reload.
     expect(reports.locator('[data-field="ready"]')).to_have_text("3")
     expect(reports.locator('[data-field="total"]')).to_have_text("3")
+    if os.environ.get("TASKQ_SCREENSHOTS"):  # a picture with a chart
+        console.sample_history()
+        console.harness.clock.advance(60)
+        console.create_task("reports", b"report 4")
+        console.sample_history()
+        page.reload()
     screenshot(page, "queues")
     page.set_viewport_size({"width": 390, "height": 800})
     screenshot(page, "queues-narrow")
@@ -154,3 +162,15 @@ def test_a_form_posted_without_its_csrf_token_is_refused(console, page):
     page.get_by_role("button", name="Pause").click()
     expect(page.get_by_role("alert")).to_contain_text("CSRF_TOKEN_MISMATCH")
     assert console.get_queue("reports").state == queue_pb2.QUEUE_STATE_RUNNING
+
+
+def test_queues_page_charts_each_queues_depth_of_the_last_hour(console, page):
+    console.create_queue("reports")
+    console.create_task("reports")
+    console.sample_history()
+    console.harness.clock.advance(60)
+    console.create_task("reports")
+    console.sample_history()
+    log_in(page, console.url, console.viewer_token)
+    chart = page.locator('tr[data-queue="reports"]').get_by_role("img")
+    expect(chart).to_have_attribute("aria-label", "Depth over the last hour: 2 samples, highest 2, lowest 1")

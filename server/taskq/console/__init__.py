@@ -18,8 +18,8 @@ HISTORY = web.AppKey("taskq_console_history", History)
 def register(app: web.Application, engine: EngineRef, authenticator: Authenticator | None, *, sample: bool = True) -> None:
     """Adds the console's pages to the HTTP port's application. With `sample`, the charts'
     history is sampled once a minute while the port is up (tests on a FakeClock sample by hand)."""
-    console = Console(engine, authenticator)
     history = History(engine)
+    console = Console(engine, authenticator, history)
     app[HISTORY] = history
     console.register(app)
     QueuePages(console, history).register(app)

@@ -25,6 +25,7 @@ from taskq.auth.auth_file import token_hash
 from taskq.auth.authenticator import Authenticator, Credentials
 from taskq.auth.roles import Principal, Role
 from taskq.console import session
+from taskq.console.history import History, sparkline
 from taskq.core import limits
 from taskq.core.engine import Engine
 from taskq.core.errors import Code, InvalidArgument, PermissionDenied, TaskqError, Unauthenticated
@@ -135,9 +136,11 @@ def rate_text(rate: float, limit: float | None) -> str:
 
 
 class Console:
-    def __init__(self, engine: EngineRef, authenticator: Authenticator | None) -> None:
+    def __init__(self, engine: EngineRef, authenticator: Authenticator | None, history: History) -> None:
         self._engine = engine
         self._authenticator = authenticator
+        #: The last hour of each queue (console/history.py), for the charts.
+        self.history = history
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
         )
@@ -265,7 +268,9 @@ class Console:
             rows = await self._queue_rows(viewer, query)
         except TaskqError as error:
             return self.failure(request, viewer, error)
+        depths = {row.queue_id: [sample.depth for sample in self.history.of(row.queue_id)] for row in rows}
         return self.render(request, "queues.html", viewer, rows=rows, query=query, sort_keys=SORT_KEYS,
+                            depths=depths, sparkline=sparkline,
                             live_url=f"{PREFIX}/queues.json?{request.query_string}")
 
     async def _queues_json(self, request: web.Request) -> web.StreamResponse:
